@@ -1,0 +1,131 @@
+"""The columnar event table that every loader, simulator and injector speaks.
+
+An `EventTable` holds one row per behaviour event in parallel NumPy columns:
+
+  user        [events] int64  raw user id (stays inside the data layer)
+  timestamp   [events] int64  Unix seconds, UTC
+  event_type  [events] int8   index into `EVENT_TYPES`
+  item        [events] int64  raw item id
+  category    [events] int64  raw category id
+  kind        [events] int8   index into `ANOMALY_KINDS`; 0 for genuine events
+
+Rows are kept sorted by (user, timestamp); `sort()` restores that order with a
+stable sort, so events with equal timestamps keep their relative order.
+"""
+
+import dataclasses
+
+import numpy as np
+
+# Event types shared by all sources; loaders map their own names onto these.
+EVENT_TYPES = ('view', 'cart', 'fav', 'buy')
+VIEW, CART, FAV, BUY = range(len(EVENT_TYPES))
+
+# Anomaly kinds; index 0 is the genuine (normal) label.
+ANOMALY_KINDS = ('normal', 'click_bot', 'order_brushing', 'account_takeover')
+NORMAL = 0
+
+_COLUMN_DTYPES = {
+    'user': np.int64,
+    'timestamp': np.int64,
+    'event_type': np.int8,
+    'item': np.int64,
+    'category': np.int64,
+    'kind': np.int8,
+}
+COLUMNS = tuple(_COLUMN_DTYPES)
+
+
+def kind_index(name: str) -> int:
+  """Returns the integer label of an anomaly kind name."""
+  if name not in ANOMALY_KINDS:
+    raise ValueError(f'Unknown anomaly kind {name!r}; known: {ANOMALY_KINDS}.')
+  return ANOMALY_KINDS.index(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class EventTable:
+  """Behaviour events as parallel columns; see the module docstring."""
+
+  user: np.ndarray
+  timestamp: np.ndarray
+  event_type: np.ndarray
+  item: np.ndarray
+  category: np.ndarray
+  kind: np.ndarray
+
+  def __post_init__(self):
+    lengths = {name: len(getattr(self, name)) for name in COLUMNS}
+    if len(set(lengths.values())) != 1:
+      raise ValueError(f'EventTable columns differ in length: {lengths}')
+    for name, dtype in _COLUMN_DTYPES.items():
+      column = getattr(self, name)
+      if column.ndim != 1 or column.dtype != dtype:
+        raise TypeError(
+            f'EventTable.{name} must be a 1-D {np.dtype(dtype).name} array, '
+            f'got {column.ndim}-D {column.dtype}.')
+    if len(self.event_type) and (
+        self.event_type.min() < 0 or self.event_type.max() >= len(EVENT_TYPES)):
+      raise ValueError('EventTable.event_type holds an unknown event type.')
+    if len(self.kind) and (
+        self.kind.min() < 0 or self.kind.max() >= len(ANOMALY_KINDS)):
+      raise ValueError('EventTable.kind holds an unknown anomaly kind.')
+
+  @classmethod
+  def from_columns(cls, *, user, timestamp, event_type, item, category,
+                   kind=None) -> 'EventTable':
+    """Builds a table, casting each column to its dtype; `kind` defaults to 0."""
+    user = np.asarray(user, dtype=np.int64)
+    if kind is None:
+      kind = np.zeros(len(user), dtype=np.int8)
+    return cls(
+        user=user,
+        timestamp=np.asarray(timestamp, dtype=np.int64),
+        event_type=np.asarray(event_type, dtype=np.int8),
+        item=np.asarray(item, dtype=np.int64),
+        category=np.asarray(category, dtype=np.int64),
+        kind=np.asarray(kind, dtype=np.int8),
+    )
+
+  @classmethod
+  def empty(cls) -> 'EventTable':
+    return cls(**{name: np.zeros(0, dtype) for name, dtype in _COLUMN_DTYPES.items()})
+
+  def __len__(self) -> int:
+    return len(self.user)
+
+  def columns(self) -> dict[str, np.ndarray]:
+    return {name: getattr(self, name) for name in COLUMNS}
+
+  def take(self, index: np.ndarray) -> 'EventTable':
+    """Rows at `index` (integer positions or a boolean mask), in that order."""
+    return EventTable(**{name: col[index] for name, col in self.columns().items()})
+
+  def sort(self) -> 'EventTable':
+    """Rows ordered by (user, timestamp), ties kept in their current order."""
+    order = np.lexsort((self.timestamp, self.user))
+    return self.take(order)
+
+  def is_sorted(self) -> bool:
+    if len(self) < 2:
+      return True
+    same_user = self.user[1:] == self.user[:-1]
+    return bool(np.all(self.user[1:] >= self.user[:-1]) and
+                np.all(self.timestamp[1:][same_user] >= self.timestamp[:-1][same_user]))
+
+  def users(self) -> np.ndarray:
+    """Distinct user ids, ascending."""
+    return np.unique(self.user)
+
+  def select_users(self, users: np.ndarray) -> 'EventTable':
+    """The rows of the given users, order preserved."""
+    return self.take(np.isin(self.user, users))
+
+  @staticmethod
+  def concatenate(tables: 'list[EventTable]') -> 'EventTable':
+    """Rows of all tables, in order (call `sort()` to interleave users)."""
+    if not tables:
+      return EventTable.empty()
+    return EventTable(**{
+        name: np.concatenate([getattr(t, name) for t in tables])
+        for name in COLUMNS})

@@ -1,0 +1,36 @@
+"""Atomic writes: a reader never sees a half-written results file."""
+
+import json
+import os
+import tempfile
+from typing import Any, Iterable
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  """Writes `text` to `path` via a temporary file in the same folder + rename."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  handle, temporary = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.part')
+  try:
+    with os.fdopen(handle, 'w') as stream:
+      stream.write(text)
+      stream.flush()
+      os.fsync(stream.fileno())
+    os.replace(temporary, path)
+  except BaseException:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+    raise
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + '\n')
+
+
+def write_jsonl_atomic(path: str, rows: Iterable[dict]) -> None:
+  write_text_atomic(path, ''.join(json.dumps(row, sort_keys=True) + '\n' for row in rows))
+
+
+def read_jsonl(path: str) -> list[dict]:
+  with open(path) as stream:
+    return [json.loads(line) for line in stream if line.strip()]

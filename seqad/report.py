@@ -1,0 +1,63 @@
+"""Evaluating scores into result rows, and rendering the leaderboard."""
+
+import math
+
+import numpy as np
+
+from seqad import metrics
+from seqad.data import events
+
+
+def evaluate(scores: np.ndarray, kinds: np.ndarray, threshold: float) -> list[dict]:
+  """Metrics overall ('all') and per anomaly kind present in `kinds`.
+
+  Args:
+    scores: [windows] anomaly scores of the test windows.
+    kinds: [windows] window labels (0 normal, else an index of ANOMALY_KINDS).
+    threshold: alert threshold, fitted on validation data only.
+
+  Returns:
+    One dict per kind: each kind is scored against all normal windows.
+  """
+  normal = kinds == events.NORMAL
+  rows = []
+  present = [k for k in range(1, len(events.ANOMALY_KINDS)) if np.any(kinds == k)]
+  for name, anomalous in [('all', ~normal)] + [
+      (events.ANOMALY_KINDS[k], kinds == k) for k in present]:
+    subset = normal | anomalous
+    labels, subset_scores = anomalous[subset], scores[subset]
+    at_threshold = metrics.precision_recall_f1(labels, subset_scores, threshold)
+    rows.append({
+        'kind': name,
+        'n_normal': int(normal.sum()),
+        'n_anomalous': int(anomalous.sum()),
+        'auroc': metrics.auroc(labels, subset_scores),
+        'auprc': metrics.auprc(labels, subset_scores),
+        'precision': at_threshold.precision,
+        'recall': at_threshold.recall,
+        'f1': at_threshold.f1,
+        'threshold': threshold,
+    })
+  return rows
+
+
+def _number(value, digits: int) -> str:
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return '–'
+  return f'{value:.{digits}f}'
+
+
+def leaderboard_markdown(rows: list[dict]) -> str:
+  """A Markdown table, one line per detector x kind, in the order given."""
+  header = ('| detector | kind | AUROC | AUPRC | precision | recall | F1 | '
+            'train seq/s | score seq/s | compile s | anomalous / normal |')
+  lines = [header, '|' + '---|' * (header.count('|') - 1)]
+  for row in rows:
+    compile_s = (row.get('train_compile_s') or 0.0) + (row.get('score_compile_s') or 0.0)
+    lines.append(
+        f"| {row['detector']} | {row['kind']} | {_number(row['auroc'], 3)} | "
+        f"{_number(row['auprc'], 3)} | {_number(row['precision'], 3)} | "
+        f"{_number(row['recall'], 3)} | {_number(row['f1'], 3)} | "
+        f"{_number(row['train_seq_per_s'], 0)} | {_number(row['score_seq_per_s'], 0)} | "
+        f"{_number(compile_s, 1)} | {row['n_anomalous']} / {row['n_normal']} |")
+  return '\n'.join(lines) + '\n'

@@ -1,0 +1,36 @@
+"""Shared fixtures: small hand-made windows that need no data files."""
+
+import numpy as np
+import pytest
+
+from seqad.data import windows as windows_lib
+
+VOCAB_SIZES = {'event_type': 4, 'category': 6, 'gap': 8, 'hour': 24, 'item_relation': 3}
+
+
+def make_windows(tokens: dict, mask: np.ndarray, kind=None) -> windows_lib.Windows:
+  num_windows = mask.shape[0]
+  return windows_lib.Windows(
+      tokens={f: np.asarray(v, np.int32) for f, v in tokens.items()},
+      mask=np.asarray(mask, bool),
+      event_kind=np.zeros(mask.shape, np.int8),
+      kind=np.zeros(num_windows, np.int8) if kind is None else np.asarray(kind, np.int8),
+      user_index=np.arange(num_windows, dtype=np.int32))
+
+
+@pytest.fixture
+def pattern_windows() -> windows_lib.Windows:
+  """64 windows of a deterministic cycle: view, view, cart, buy over categories."""
+  num_windows, length = 64, 12
+  position = np.arange(length)[None, :] + np.arange(num_windows)[:, None]
+  tokens = {
+      'event_type': np.array([0, 0, 1, 3])[position % 4],
+      'category': 1 + (position // 4) % 5,
+      'gap': np.array([3, 2, 2, 5])[position % 4],
+      'hour': (position // 3) % 24,
+      'item_relation': np.array([0, 1, 1, 1])[position % 4],
+  }
+  lengths = np.where(np.arange(num_windows) % 4 == 0, length - 3, length)
+  mask = np.arange(length)[None, :] < lengths[:, None]
+  tokens = {f: np.where(mask, v, 0) for f, v in tokens.items()}
+  return make_windows(tokens, mask)

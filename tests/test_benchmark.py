@@ -1,0 +1,70 @@
+"""End to end: the CLI on the smoke config, and determinism of the data build."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from configs import smoke
+from seqad.data import dataset
+from seqad.data import events
+from seqad.detectors import markov
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_cli_on_smoke_config_writes_complete_results(tmp_path):
+  workdir = tmp_path / 'run'
+  completed = subprocess.run(
+      [sys.executable, '-m', 'benchmarks.run', '--config=configs/smoke.py',
+       f'--workdir={workdir}'],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+
+  rows = [json.loads(line) for line in (workdir / 'results.jsonl').read_text().splitlines()]
+  config = smoke.get_config()
+  expected = {(d, k) for d in config.detectors
+              for k in ('all',) + tuple(config.anomalies.kinds)}
+  assert {(row['detector'], row['kind']) for row in rows} == expected
+  for row in rows:
+    for key in ('auroc', 'auprc', 'precision', 'recall', 'f1', 'train_seq_per_s',
+                'score_seq_per_s', 'threshold'):
+      assert math.isfinite(row[key]), (row['detector'], row['kind'], key)
+    assert 0 <= row['auroc'] <= 1 and row['n_anomalous'] > 0 and row['n_normal'] > 0
+
+  assert json.loads((workdir / 'config.json').read_text())['seed'] == config.seed
+  assert '| lstm | all |' in (workdir / 'leaderboard.md').read_text()
+  assert '| markov | all |' in completed.stdout
+  assert not [f for f in os.listdir(workdir) if f.startswith('.tmp-')]
+
+
+def test_same_seed_same_windows_and_scores():
+  config = smoke.get_config()
+  first, second = dataset.build(config), dataset.build(config)
+  for split in dataset.SPLITS:
+    a, b = getattr(first, split), getattr(second, split)
+    for field in a.tokens:
+      np.testing.assert_array_equal(a.tokens[field], b.tokens[field])
+    np.testing.assert_array_equal(a.kind, b.kind)
+    np.testing.assert_array_equal(a.event_kind, b.event_kind)
+
+  scores = [markov.MarkovDetector(d.vocab.sizes()).fit(d.train).decision_function(d.test)
+            for d in (first, second)]
+  np.testing.assert_array_equal(scores[0], scores[1])
+
+  config.seed = 1
+  other = dataset.build(config)
+  assert not np.array_equal(other.train.tokens['category'][:50],
+                            first.train.tokens['category'][:50])
+
+
+def test_anomalies_only_in_validation_and_test_by_default():
+  data = dataset.build(smoke.get_config())
+  assert np.all(data.train.kind == events.NORMAL)
+  assert np.all(data.train.event_kind == events.NORMAL)
+  for split in (data.validation, data.test):
+    present = set(np.unique(split.kind[split.kind > 0]))
+    assert present == {1, 2, 3}
