@@ -2,7 +2,7 @@ r"""The default benchmark: LSTM next-event model vs a Markov chain on simulated 
 
   python -m benchmarks.run --config=configs/default.py --workdir=results/default
 
-3,000 simulated users, with click bots, order brushing and account takeovers
+6,000 simulated users, with click bots, order brushing and account takeovers
 injected into 6% of the validation and test users per kind. Finishes in a few
 minutes on a 2-core CPU and writes config.json, data_report.json,
 results.jsonl and leaderboard.md into the workdir. On real Taobao users:
@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.train_contamination = 0.0  # Victims per kind among training users.
   config.data.window_length = 64  # Events per window; shorter windows are padded.
   config.data.min_events = 4  # Windows with fewer real events are left out.
-  config.data.label_min_fraction = 0.25  # Injected share that labels a window.
+  config.data.label_min_fraction = 0.5  # Injected share that labels a window.
   config.data.max_categories = 128  # Category buckets kept (most frequent in train).
   config.data.min_category_count = 5  # Rarer training categories go to the OOV bucket.
   config.data.num_gap_buckets = 16  # Log2 time-gap buckets (bucket 0 = first event).
@@ -42,6 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Every field of the simulator and the injectors, documented in their modules.
   config.simulator = ml_collections.ConfigDict(
       dataclasses.asdict(simulator.SimulatorParams()))
+  config.simulator.num_users = 6000  # About 600k events; 1,200 test users.
   config.anomalies = ml_collections.ConfigDict(
       dataclasses.asdict(anomalies.AnomalyParams()))
 
@@ -49,12 +50,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.lstm.embed_dim = 64  # Width of the summed field embeddings.
   config.lstm.hidden = 128  # LSTM state width.
   config.lstm.num_layers = 1  # Stacked LSTM layers.
-  config.lstm.unroll = 4  # Scan steps per loop iteration.
+  config.lstm.unroll = 1  # Scan steps per loop iteration (1 is fastest on CPU).
   config.lstm.learning_rate = 3e-3  # Peak AdamW learning rate.
   config.lstm.weight_decay = 1e-4  # AdamW decoupled weight decay.
   config.lstm.clip_norm = 1.0  # Global gradient-norm clip.
   config.lstm.warmup_steps = 100  # Linear warmup, then cosine decay.
-  config.lstm.num_steps = 1500  # Training steps.
+  config.lstm.num_steps = 800  # Training steps (the loss flattens by ~500).
   config.lstm.batch_size = 64  # Windows per training step.
   config.lstm.score_batch_size = 256  # Windows per scoring call (last batch padded).
   config.lstm.log_every = 100  # Steps between loss and throughput log lines.

@@ -5,7 +5,7 @@ import pytest
 
 from seqad.data import windows as windows_lib
 
-VOCAB_SIZES = {'event_type': 4, 'category': 6, 'gap': 8, 'hour': 24, 'item_relation': 3}
+VOCAB_SIZES = {'event_type': 4, 'category': 6, 'gap': 8, 'hour': 24, 'item_relation': 5}
 
 
 def make_windows(tokens: dict, mask: np.ndarray, kind=None) -> windows_lib.Windows:

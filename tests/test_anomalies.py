@@ -147,7 +147,7 @@ def test_takeover_of_a_user_who_touched_everything_uses_new_ids():
       user=[7, 7, 7], timestamp=[1511600000, 1511600030, 1511700000],
       event_type=[0, 0, 1], item=[11, 12, 12], category=[1, 2, 2])
   params = anomalies.AnomalyParams(kinds=('account_takeover',), user_fraction=1.0,
-                                   segment_length=10)
+                                   segment_length=10, takeover_purchases=3)
   out = anomalies.inject_anomalies(table, [7], params, seed=0)
   segment = out.take(out.kind > 0)
   assert len(segment) == 10

@@ -119,3 +119,23 @@ def test_padded_batches_cover_every_window_once(pattern_windows):
     assert not batch['mask'][valid:].any()
     seen.append(batch['tokens']['category'][:valid])
   np.testing.assert_array_equal(np.concatenate(seen), pattern_windows.tokens['category'])
+
+
+@pytest.mark.parametrize('unroll', [1, 3])
+def test_hand_written_backward_matches_autodiff(unroll):
+  time_steps, batch, hidden = 9, 3, 5
+  input_gates = jax.random.normal(jax.random.key(0), (time_steps, batch, 4 * hidden))
+  kernel = 0.5 * jax.random.normal(jax.random.key(1), (hidden, 4 * hidden))
+  weights = jax.random.normal(jax.random.key(2), (time_steps, batch, hidden))
+
+  def loss(recurrence):
+    return lambda gates, k: jnp.sum(weights * recurrence(gates, k, unroll) ** 2)
+
+  np.testing.assert_allclose(
+      lstm.lstm_recurrence(input_gates, kernel, unroll),
+      lstm.lstm_recurrence_reference(input_gates, kernel, unroll), rtol=1e-6, atol=1e-6)
+  fast = jax.grad(loss(lstm.lstm_recurrence), argnums=(0, 1))(input_gates, kernel)
+  reference = jax.grad(loss(lstm.lstm_recurrence_reference), argnums=(0, 1))(
+      input_gates, kernel)
+  for got, want in zip(fast, reference):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -111,7 +111,7 @@ def test_unseen_categories_get_the_oov_bucket():
   assert buckets.tolist() == [1, 0, 3, 0, 0, 2]
   assert buckets.dtype == np.int32
   assert vocab.sizes() == {'event_type': 4, 'category': 4, 'gap': 16, 'hour': 24,
-                          'item_relation': 3}
+                          'item_relation': 5}
 
 
 def test_vocabulary_is_fitted_only_from_the_given_table():
@@ -211,15 +211,23 @@ def test_real_slice_windows():
   assert result.counts()['normal'] == len(result)
 
 
-def test_item_relation_marks_new_same_and_seen_items():
+def test_item_relation_marks_new_same_seen_and_repeated():
   table = events.EventTable.from_columns(
-      user=[1, 1, 1, 1, 1, 2, 2],
-      timestamp=[0, 5, 9, 20, 30, 0, 3],
-      event_type=[0, 0, 1, 0, 3, 0, 0],
-      item=[7, 7, 8, 7, 9, 7, 7],
-      category=[1, 1, 1, 1, 2, 1, 1])
+      user=[1, 1, 1, 1, 1, 1, 2, 2],
+      timestamp=[0, 5, 9, 20, 30, 40, 0, 3],
+      event_type=[0, 1, 0, 3, 3, 0, 0, 0],
+      item=[7, 7, 8, 7, 7, 9, 7, 7],
+      category=[1, 1, 1, 1, 1, 2, 1, 1])
   vocab = windows.fit_vocabulary(table, max_categories=4)
   relation = windows.encode_events(table, vocab)['item_relation']
   new, same, seen = windows.NEW_ITEM, windows.SAME_ITEM, windows.SEEN_ITEM
-  # User 2's first touch of item 7 is new although user 1 touched it before.
-  assert relation.tolist() == [new, same, new, seen, new, new, same]
+  same_again, seen_again = windows.SAME_ITEM_REPEATED, windows.SEEN_ITEM_REPEATED
+  # view 7, cart 7 (same item), view 8, buy 7 (seen), buy 7 again, view 9; then
+  # user 2's first view of item 7 is new although user 1 touched it before.
+  assert relation.tolist() == [new, same, new, seen, same_again, new, new, same_again]
+  # Viewing item 7 again after item 8 repeats an action on an earlier item.
+  table = events.EventTable.from_columns(
+      user=[1, 1, 1], timestamp=[0, 5, 9], event_type=[0, 0, 0], item=[7, 8, 7],
+      category=[1, 1, 1])
+  assert windows.encode_events(table, vocab)['item_relation'].tolist() == [
+      new, new, seen_again]

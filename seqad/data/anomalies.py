@@ -55,19 +55,19 @@ class AnomalyParams:
   segment_length: int = 48  # injected events per victim
   utc_offset_hours: int = 8  # local time of the data (China) for night hours
 
-  bot_gap_seconds: float = 4.0  # gap between consecutive bot views
-  bot_jitter_seconds: float = 1.0  # bot gaps are uniform in gap +- jitter, rounded
+  bot_gap_seconds: float = 1.5  # gap between consecutive bot views
+  bot_jitter_seconds: float = 0.5  # bot gaps are uniform in gap +- jitter, rounded
   bot_max_items: int = 3  # the bot views 1..bot_max_items items of one category
 
   brushing_items: int = 3  # items of the brushed shop, all of one category
-  brushing_cycle_seconds: float = 180.0  # mean spacing of cycles, uniform +-50%
-  brushing_step_seconds: float = 15.0  # median gap inside a view->(cart->)buy cycle
+  brushing_cycle_seconds: float = 120.0  # mean spacing of cycles, uniform +-50%
+  brushing_step_seconds: float = 5.0  # median gap inside a view->(cart->)buy cycle
   brushing_cart_prob: float = 0.3  # a cycle puts the item in the cart before buying
 
   takeover_categories: int = 3  # never-touched categories the attacker browses
-  takeover_purchases: int = 3  # items carted then bought at the end of the segment
+  takeover_purchases: int = 5  # items carted then bought at the end of the segment
   takeover_switch_prob: float = 0.15  # per view, the attacker moves to a new category
-  takeover_gap_seconds: float = 8.0  # median gap between attacker events
+  takeover_gap_seconds: float = 5.0  # median gap between attacker events
   takeover_gap_sigma: float = 0.6  # log-space spread of attacker gaps
   takeover_first_hour: int = 1  # the segment starts in local hours [first, last)
   takeover_last_hour: int = 5

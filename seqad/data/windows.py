@@ -7,9 +7,11 @@ Every event becomes one token per field of `FIELDS`:
   gap         0 for the user's first event, else 1 + floor(log2(1 + seconds since the
               user's previous event)), clipped to the last bucket
   hour        local hour of day, 0..23
-  item_relation  how the item relates to the user's history: `NEW_ITEM` (first time
-              the user touches it), `SAME_ITEM` (the item of the user's previous
-              event) or `SEEN_ITEM` (touched before, but not just now)
+  item_relation  how the event relates to the user's history with its item:
+              `NEW_ITEM` (first time the user touches it), `SAME_ITEM` (the item
+              of the user's previous event) or `SEEN_ITEM` (touched earlier); the
+              last two become `SAME_ITEM_REPEATED` / `SEEN_ITEM_REPEATED` when the
+              user already did this very event type on the item (e.g. buys it again)
 
 A user's events, in time order, are cut into consecutive chunks of `length` events
 starting at the first one; the last chunk is padded at the end. Windows never mix users.
@@ -23,7 +25,7 @@ import numpy as np
 from seqad.data import events
 
 FIELDS = ('event_type', 'category', 'gap', 'hour', 'item_relation')
-NEW_ITEM, SAME_ITEM, SEEN_ITEM = range(3)
+NEW_ITEM, SAME_ITEM, SEEN_ITEM, SAME_ITEM_REPEATED, SEEN_ITEM_REPEATED = range(5)
 
 # Window label for windows with some, but too few, injected events to call them
 # anomalous or normal; evaluation leaves them out.
@@ -94,7 +96,7 @@ class Vocabulary:
         'category': len(self.categories) + 1,
         'gap': self.num_gap_buckets,
         'hour': 24,
-        'item_relation': 3,
+        'item_relation': 5,
     }
 
   def to_dict(self) -> dict:
@@ -163,19 +165,32 @@ def encode_events(table: events.EventTable, vocab: Vocabulary) -> dict[str, np.n
   }
 
 
+def _first_occurrences(keys: tuple[np.ndarray, ...]) -> np.ndarray:
+  """[events] bool: True where the row's key tuple appears for the first time.
+
+  Rows are taken in table order, which is time order within each user.
+  """
+  order = np.lexsort((np.arange(len(keys[0])),) + keys[::-1])
+  new_group = np.ones(len(order), dtype=bool)
+  new_group[1:] = np.any([key[order][1:] != key[order][:-1] for key in keys], axis=0)
+  first = np.empty(len(order), dtype=bool)
+  first[order] = new_group
+  return first
+
+
 def item_relation(table: events.EventTable, same_user: np.ndarray) -> np.ndarray:
-  """[events] int32 `NEW_ITEM` / `SAME_ITEM` / `SEEN_ITEM` of a sorted table."""
-  # Group rows by (user, item), in time order inside each group: the first row
-  # of a group is the user's first touch of that item.
-  order = np.lexsort((np.arange(len(table)), table.item, table.user))
-  first_touch = np.ones(len(table), dtype=bool)
-  first_touch[1:] = ((table.user[order][1:] != table.user[order][:-1]) |
-                     (table.item[order][1:] != table.item[order][:-1]))
-  relation = np.empty(len(table), dtype=np.int32)
-  relation[order] = np.where(first_touch, NEW_ITEM, SEEN_ITEM)
+  """[events] int32 relation of each event to its user's item history.
+
+  The table must be sorted by (user, timestamp); see the module docstring for
+  the five values.
+  """
+  first_touch = _first_occurrences((table.user, table.item))
+  first_action = _first_occurrences((table.user, table.item, table.event_type))
   same_item = np.zeros(len(table), dtype=bool)
   same_item[1:] = same_user[1:] & (table.item[1:] == table.item[:-1])
-  return np.where(same_item, SAME_ITEM, relation).astype(np.int32)
+  relation = np.where(same_item, SAME_ITEM, SEEN_ITEM)
+  relation = np.where(first_action, relation, relation + (SAME_ITEM_REPEATED - SAME_ITEM))
+  return np.where(first_touch, NEW_ITEM, relation).astype(np.int32)
 
 
 @dataclasses.dataclass(frozen=True)
