@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from configs import smoke
 from seqad.data import dataset
@@ -68,3 +69,23 @@ def test_anomalies_only_in_validation_and_test_by_default():
   for split in (data.validation, data.test):
     present = set(np.unique(split.kind[split.kind > 0]))
     assert present == {1, 2, 3}
+
+
+TAOBAO_SLICE = os.path.join(REPO, '..', 'shared', 'data', 'taobao_userbehavior',
+                            'UserBehavior_head_814users.csv')
+
+
+def test_taobao_source_injects_every_kind_into_real_users():
+  if not os.path.exists(TAOBAO_SLICE):
+    pytest.skip(f'real Taobao slice not found at {TAOBAO_SLICE}')
+  config = smoke.get_config()
+  config.data.source = 'taobao'
+  config.data.path = TAOBAO_SLICE
+  data = dataset.build(config)
+
+  assert data.report['rows_read'] == 84287
+  assert data.report['dropped']['timestamp_out_of_range'] == 35
+  assert sum(data.report[f'{s}_users'] for s in dataset.SPLITS) == 814
+  assert np.all(data.train.kind == events.NORMAL)
+  for split in (data.validation, data.test):
+    assert set(np.unique(split.kind[split.kind > 0])) == {1, 2, 3}
