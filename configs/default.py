@@ -23,7 +23,8 @@ from seqad.data import simulator
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0  # Seeds data simulation, splits, injection, init and batch order.
-  config.detectors = ('lstm', 'markov')  # Run in this order; see seqad.benchmark.
+  # Run in this order; seqad.benchmark.DETECTORS lists every detector.
+  config.detectors = ('lstm', 'markov', 'ngram', 'iforest', 'lof', 'pca', 'rules')
   config.score_repeats = 3  # Timed scoring passes over the test split (median kept).
 
   config.data = ml_collections.ConfigDict()
@@ -60,6 +61,33 @@ def get_config() -> ml_collections.ConfigDict:
   config.lstm.score_batch_size = 256  # Windows per scoring call (last batch padded).
   config.lstm.log_every = 100  # Steps between loss and throughput log lines.
 
+  # Classical baselines; each section is passed to its constructor as keywords
+  # (documented in seqad/detectors/markov.py, classical.py and rules.py).
   config.markov = ml_collections.ConfigDict()
   config.markov.smoothing = 0.1  # Additive pseudo-count per transition.
+
+  config.ngram = ml_collections.ConfigDict()
+  config.ngram.n = 3  # Longest n-gram over (type, category) keys.
+  config.ngram.smoothing = 0.1  # Lidstone pseudo-count of the unigram level.
+  config.ngram.backoff_weight = 1.0  # Weight of the shorter context's estimate.
+
+  config.iforest = ml_collections.ConfigDict()
+  config.iforest.n_estimators = 200  # Trees.
+  config.iforest.max_samples = 256  # Windows drawn per tree.
+  config.iforest.max_features = 1.0  # Share of features drawn per tree.
+  config.iforest.category_tfidf = True  # Add TF-IDF category counts to the features.
+
+  config.lof = ml_collections.ConfigDict()
+  config.lof.n_neighbors = 20  # Neighbours in the local density estimate.
+  config.lof.metric = 'euclidean'  # Distance between standardised feature vectors.
+  config.lof.category_tfidf = False  # The 129 sparse columns blur LOF's distances.
+
+  config.pca = ml_collections.ConfigDict()
+  config.pca.variance_explained = 0.95  # Normal subspace: components up to this share.
+  config.pca.category_tfidf = True  # Add TF-IDF category counts to the features.
+
+  config.rules = ml_collections.ConfigDict()
+  config.rules.fast_gap_bucket = 2  # Gaps in buckets <= this (0-2 s) are 'fast'.
+  config.rules.quantile = 0.99  # Normal spread of each rule: its training quantile.
+  config.rules.min_spread = 0.05  # Floor of that spread, for near-constant rules.
   return config

@@ -23,8 +23,23 @@ from seqad import metrics
 from seqad import report
 from seqad.data import dataset
 from seqad.detectors import base
+from seqad.detectors import classical
 from seqad.detectors import markov
 from seqad.detectors import next_event_lstm
+from seqad.detectors import rules
+
+
+# Classical detectors built as `Class(vocab_sizes, **config.<name>)`; the
+# seeded ones also get `seed=config.seed`.
+_CLASSICAL = {
+    'markov': (markov.MarkovDetector, False),
+    'ngram': (classical.NGramDetector, False),
+    'iforest': (classical.IsolationForestDetector, True),
+    'lof': (classical.LOFDetector, False),
+    'pca': (classical.PCADetector, False),
+    'rules': (rules.RuleDetector, False),
+}
+DETECTORS = ('lstm',) + tuple(_CLASSICAL)
 
 
 def make_detector(name: str, vocab_sizes: dict[str, int],
@@ -32,9 +47,13 @@ def make_detector(name: str, vocab_sizes: dict[str, int],
   """The detector called `name`, configured from its config section."""
   if name == 'lstm':
     return next_event_lstm.NextEventLSTMDetector(vocab_sizes, config.lstm, config.seed)
-  if name == 'markov':
-    return markov.MarkovDetector(vocab_sizes, smoothing=config.markov.smoothing)
-  raise ValueError(f"Unknown detector {name!r}; known: 'lstm', 'markov'.")
+  if name not in _CLASSICAL:
+    raise ValueError(f'Unknown detector {name!r}; known: {DETECTORS}.')
+  detector_class, seeded = _CLASSICAL[name]
+  kwargs = dict(config[name])
+  if seeded:
+    kwargs['seed'] = config.seed
+  return detector_class(vocab_sizes, **kwargs)
 
 
 def _timed_scores(detector: base.Detector, windows, repeats: int) -> tuple[np.ndarray, float]:

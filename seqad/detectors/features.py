@@ -53,8 +53,11 @@ def _shares(values: np.ndarray, mask: np.ndarray, size: int,
     size: number of token values.
     events: [windows, 1] real events per window, at least 1.
   """
+  real = values[mask]
+  if real.size and (real.min() < 0 or real.max() >= size):
+    raise ValueError(f'Tokens must lie in 0..{size - 1}, got {real.min()}..{real.max()}.')
   rows = np.broadcast_to(np.arange(len(values))[:, None], values.shape)
-  flat = rows[mask].astype(np.int64) * size + values[mask]
+  flat = rows[mask].astype(np.int64) * size + real
   counts = np.bincount(flat, minlength=len(values) * size).reshape(len(values), size)
   return counts / events
 
@@ -64,7 +67,8 @@ def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
   return (values * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
 
 
-def category_counts(windows: windows_lib.Windows, num_categories: int) -> sparse.csr_matrix:
+def category_counts(windows: windows_lib.Windows,
+                    num_categories: int) -> sparse.csr_matrix:
   """[windows, num_categories] sparse counts of each category bucket per window."""
   rows = np.broadcast_to(np.arange(len(windows))[:, None], windows.mask.shape)
   categories = windows.tokens['category'][windows.mask]
