@@ -1,4 +1,4 @@
-r"""The default benchmark: LSTM next-event model vs a Markov chain on simulated shoppers.
+r"""The default benchmark: neural sequence detectors vs classical baselines on simulated shoppers.
 
   python -m benchmarks.run --config=configs/default.py --workdir=results/default
 
@@ -18,13 +18,16 @@ import ml_collections
 
 from seqad.data import anomalies
 from seqad.data import simulator
+from seqad.models import encoders
 
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0  # Seeds data simulation, splits, injection, init and batch order.
   # Run in this order; seqad.benchmark.DETECTORS lists every detector.
-  config.detectors = ('lstm', 'markov', 'ngram', 'iforest', 'lof', 'pca', 'rules')
+  config.detectors = (
+      'lstm-next', 'gru-next', 'transformer-next', 'ssm-next', 'transformer-masked',
+      'lstm-ae', 'markov', 'ngram', 'iforest', 'lof', 'pca', 'rules')
   config.score_repeats = 3  # Timed scoring passes over the test split (median kept).
 
   config.data = ml_collections.ConfigDict()
@@ -47,19 +50,27 @@ def get_config() -> ml_collections.ConfigDict:
   config.anomalies = ml_collections.ConfigDict(
       dataclasses.asdict(anomalies.AnomalyParams()))
 
-  config.lstm = ml_collections.ConfigDict()
-  config.lstm.embed_dim = 64  # Width of the summed field embeddings.
-  config.lstm.hidden = 128  # LSTM state width.
-  config.lstm.num_layers = 1  # Stacked LSTM layers.
-  config.lstm.unroll = 1  # Scan steps per loop iteration (1 is fastest on CPU).
-  config.lstm.learning_rate = 3e-3  # Peak AdamW learning rate.
-  config.lstm.weight_decay = 1e-4  # AdamW decoupled weight decay.
-  config.lstm.clip_norm = 1.0  # Global gradient-norm clip.
-  config.lstm.warmup_steps = 100  # Linear warmup, then cosine decay.
-  config.lstm.num_steps = 800  # Training steps (the loss flattens by ~500).
-  config.lstm.batch_size = 64  # Windows per training step.
-  config.lstm.score_batch_size = 256  # Windows per scoring call (last batch padded).
-  config.lstm.log_every = 100  # Steps between loss and throughput log lines.
+  # Every neural detector '<encoder>-<objective>' shares this section.
+  config.neural = ml_collections.ConfigDict()
+  config.neural.embed_dim = 64  # Width of the summed field embeddings.
+  config.neural.encoder = encoders.default_encoder_config()
+  config.neural.encoder.hidden = 128  # Encoder width.
+  config.neural.encoder.num_layers = 1  # Stacked layers / blocks.
+  config.neural.learning_rate = 3e-3  # Peak AdamW learning rate.
+  config.neural.weight_decay = 1e-4  # AdamW decoupled weight decay.
+  config.neural.clip_norm = 1.0  # Global gradient-norm clip.
+  config.neural.warmup_steps = 100  # Linear warmup, then cosine decay.
+  config.neural.num_steps = 500  # Training steps (the LSTM loss flattens by ~400).
+  config.neural.batch_size = 64  # Windows per training step.
+  config.neural.score_batch_size = 256  # Windows per scoring call (last batch padded).
+  config.neural.log_every = 100  # Steps between loss and throughput log lines.
+  config.neural.aggregation = 'mean'  # Window score from event scores: mean/max/top_k.
+  config.neural.aggregation_k = 8  # Events averaged by the 'top_k' aggregation.
+  config.neural.event_score = 'nll'  # next: 'nll', or 'top_k' misses as in DeepLog.
+  config.neural.top_k = 10  # next with event_score='top_k': keys counted as expected.
+  config.neural.mask_rate = 0.15  # masked: share of events hidden in training.
+  config.neural.score_passes = 8  # masked: scoring passes; each event hidden once.
+  config.neural.bottleneck = 32  # ae: width of the window code.
 
   # Classical baselines; each section is passed to its constructor as keywords
   # (documented in seqad/detectors/markov.py, classical.py and rules.py).

@@ -7,12 +7,20 @@ import numpy as np
 from seqad.data import windows as windows_lib
 
 
-def gather(windows: windows_lib.Windows, index: np.ndarray) -> dict:
-  """The model inputs of windows[index]: {'tokens': {field: [b, t]}, 'mask': [b, t]}."""
-  return {
+def gather(windows: windows_lib.Windows, index: np.ndarray,
+           with_labels: bool = False) -> dict:
+  """The model inputs of windows[index]: {'tokens': {field: [b, t]}, 'mask': [b, t]}.
+
+  Labels ('label' [b] float32, 1 for anomalous windows) are added only when
+  asked for: only supervised training may read them.
+  """
+  batch = {
       'tokens': {field: values[index] for field, values in windows.tokens.items()},
       'mask': windows.mask[index],
   }
+  if with_labels:
+    batch['label'] = (windows.kind[index] > 0).astype(np.float32)
+  return batch
 
 
 def padded_batches(windows: windows_lib.Windows,

@@ -25,7 +25,7 @@ from seqad.data import dataset
 from seqad.detectors import base
 from seqad.detectors import classical
 from seqad.detectors import markov
-from seqad.detectors import next_event_lstm
+from seqad.detectors import neural
 from seqad.detectors import rules
 
 
@@ -39,16 +39,21 @@ _CLASSICAL = {
     'pca': (classical.PCADetector, False),
     'rules': (rules.RuleDetector, False),
 }
-DETECTORS = ('lstm',) + tuple(_CLASSICAL)
 
 
 def make_detector(name: str, vocab_sizes: dict[str, int],
                   config: ml_collections.ConfigDict) -> base.Detector:
-  """The detector called `name`, configured from its config section."""
-  if name == 'lstm':
-    return next_event_lstm.NextEventLSTMDetector(vocab_sizes, config.lstm, config.seed)
+  """The detector called `name`, configured from its config section.
+
+  Neural detectors are named '<encoder>-<objective>' (see
+  `seqad.detectors.neural`) and share `config.neural`; the others are the
+  keys of `_CLASSICAL`, each configured by its own section.
+  """
+  if neural.parse_name(name):
+    return neural.NeuralDetector(name, vocab_sizes, config.neural, config.seed)
   if name not in _CLASSICAL:
-    raise ValueError(f'Unknown detector {name!r}; known: {DETECTORS}.')
+    raise ValueError(f'Unknown detector {name!r}: neither <encoder>-<objective> nor '
+                     f'one of {tuple(_CLASSICAL)}.')
   detector_class, seeded = _CLASSICAL[name]
   kwargs = dict(config[name])
   if seeded:

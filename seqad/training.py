@@ -13,7 +13,8 @@ import optax
 from seqad import batching
 from seqad.data import windows as windows_lib
 
-LossFn = Callable[[Any, dict], jnp.ndarray]
+# loss_fn(params, batch, rng) -> scalar; rng differs at every step.
+LossFn = Callable[[Any, dict, jax.Array], jnp.ndarray]
 
 
 @flax.struct.dataclass
@@ -34,11 +35,18 @@ def make_optimizer(learning_rate: float, weight_decay: float, clip_norm: float,
       optax.adamw(schedule, weight_decay=weight_decay))
 
 
-def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
-  """A pure step (state, batch) -> (state, loss); jit and devices are the caller's."""
+def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
+                    seed: int = 0):
+  """A pure step (state, batch) -> (state, loss); jit and devices are the caller's.
+
+  The step's random key is derived from `seed` and the step number, so a run is
+  reproducible and a resumed run draws the same keys.
+  """
+  base_key = jax.random.key(seed)
 
   def train_step(state: TrainState, batch: dict):
-    loss, grads = jax.value_and_grad(loss_fn)(state.params, batch)
+    rng = jax.random.fold_in(base_key, state.step)
+    loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, rng)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return TrainState(state.step + 1, params, opt_state), loss
@@ -48,7 +56,8 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
 
 def train(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation,
           train_windows: windows_lib.Windows, *, num_steps: int, batch_size: int,
-          seed: int, log_every: int = 100) -> tuple[Any, dict]:
+          seed: int, log_every: int = 100,
+          with_labels: bool = False) -> tuple[Any, dict]:
   """Trains `params` for `num_steps` steps on shuffled batches of `train_windows`.
 
   The step is compiled ahead of time so that compile time is measured on its
@@ -66,10 +75,10 @@ def train(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation,
     raise ValueError(f'num_steps must be at least 2, got {num_steps}.')
   state = TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
   batches = batching.shuffled_indices(len(train_windows), batch_size, seed)
-  first_batch = batching.gather(train_windows, next(batches))
+  first_batch = batching.gather(train_windows, next(batches), with_labels)
 
   start = time.perf_counter()
-  step_fn = jax.jit(make_train_step(loss_fn, optimizer), donate_argnums=0)
+  step_fn = jax.jit(make_train_step(loss_fn, optimizer, seed), donate_argnums=0)
   compiled_step = step_fn.lower(state, first_batch).compile()
   compile_s = time.perf_counter() - start
   logging.info('Compiled the training step in %.2f s.', compile_s)
@@ -82,7 +91,7 @@ def train(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation,
   history = [{'step': 0, 'loss': first_loss}]
   timed_start = time.perf_counter()
   for step in range(1, num_steps):
-    batch = batching.gather(train_windows, next(batches))
+    batch = batching.gather(train_windows, next(batches), with_labels)
     state, loss = compiled_step(state, batch)
     if step % log_every == 0 or step == num_steps - 1:
       loss_value = float(loss)

@@ -1,5 +1,13 @@
 """Shared fixtures: small hand-made windows that need no data files."""
 
+import os
+
+# Tests check values, not speed: the cheapest XLA CPU optimisation level halves
+# compile times, which dominate this suite. Set before anything imports jax.
+if 'xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
+  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                             ' --xla_backend_optimization_level=0').strip()
+
 import numpy as np
 import pytest
 

@@ -8,9 +8,12 @@ import pytest
 
 from conftest import VOCAB_SIZES, make_windows
 from seqad import batching
-from seqad.detectors import next_event_lstm
+from configs import default
+from seqad.detectors import neural
+from seqad.models import encoders
+from seqad.models import heads
 from seqad.models import lstm
-from seqad.models import next_event
+from seqad.models import objectives
 
 
 def _sigmoid(x):
@@ -36,9 +39,17 @@ def test_lstm_layer_equals_a_step_by_step_numpy_loop():
     np.testing.assert_allclose(outputs[:, t], hidden, rtol=1e-5, atol=1e-5)
 
 
-def _model_and_params(tokens):
-  model = next_event.NextEventLSTM(VOCAB_SIZES, embed_dim=8, hidden=16)
-  return model, model.init(jax.random.key(0), tokens)
+def _neural_config(num_steps=150):
+  config = default.get_config().neural
+  config.embed_dim = 16
+  config.encoder.hidden = 32
+  config.learning_rate = 1e-2
+  config.warmup_steps = 10
+  config.num_steps = num_steps
+  config.batch_size = 16
+  config.score_batch_size = 24
+  config.log_every = 50
+  return config
 
 
 def _random_tokens(seed, batch=2, length=10):
@@ -49,15 +60,18 @@ def _random_tokens(seed, batch=2, length=10):
 
 def test_next_event_model_does_not_look_ahead():
   tokens = _random_tokens(0)
-  model, params = _model_and_params(tokens)
-  logits = model.apply(params, tokens)
-  nll = next_event.event_nll(logits, tokens, VOCAB_SIZES['category'])
+  mask = jnp.ones((2, 10), bool)
+  encoder = encoders.make_encoder('lstm', _neural_config().encoder, causal=True)
+  model = objectives.NextEventModel(VOCAB_SIZES, 16, encoder)
+  params = model.init(jax.random.key(0), tokens, mask)
+  logits = model.apply(params, tokens, mask)
+  nll = heads.event_nll(logits, tokens, VOCAB_SIZES['category'])
 
   t = 4  # Change every field of event t + 1.
   changed = {f: v.at[:, t + 1].set((v[:, t + 1] + 1) % VOCAB_SIZES[f])
              for f, v in tokens.items()}
-  changed_logits = model.apply(params, changed)
-  changed_nll = next_event.event_nll(changed_logits, changed, VOCAB_SIZES['category'])
+  changed_logits = model.apply(params, changed, mask)
+  changed_nll = heads.event_nll(changed_logits, changed, VOCAB_SIZES['category'])
 
   # Scores up to t are unchanged, and so is the prediction made for event t + 1.
   np.testing.assert_allclose(changed_nll[:, :t + 1], nll[:, :t + 1], rtol=1e-6)
@@ -69,11 +83,7 @@ def test_next_event_model_does_not_look_ahead():
 
 
 def _detector(num_steps=150):
-  config = ml_collections.ConfigDict(dict(
-      embed_dim=16, hidden=32, num_layers=1, unroll=1, learning_rate=1e-2,
-      weight_decay=0.0, clip_norm=1.0, warmup_steps=10, num_steps=num_steps,
-      batch_size=16, score_batch_size=24, log_every=50))
-  return next_event_lstm.NextEventLSTMDetector(VOCAB_SIZES, config, seed=0)
+  return neural.NeuralDetector('lstm-next', VOCAB_SIZES, _neural_config(num_steps), seed=0)
 
 
 def test_training_fits_a_deterministic_pattern(pattern_windows):
@@ -106,8 +116,9 @@ def test_scores_ignore_padding_and_batch_layout(pattern_windows):
 
 
 def test_nan_loss_stops_training_with_the_step(pattern_windows):
-  detector = _detector(num_steps=10)
-  detector.config.learning_rate = float('nan')
+  config = _neural_config(num_steps=10)
+  config.learning_rate = float('nan')
+  detector = neural.NeuralDetector('lstm-next', VOCAB_SIZES, config, seed=0)
   with pytest.raises(FloatingPointError, match='step'):
     detector.fit(pattern_windows)
 

@@ -1,10 +1,9 @@
-"""The LSTM next-event detector: training, jitted batched scoring, timings."""
+"""Neural detectors: any encoder x objective pair, trained and scored under jit."""
 
 import time
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -12,48 +11,60 @@ from seqad import batching
 from seqad import training
 from seqad.data import windows as windows_lib
 from seqad.detectors import base
-from seqad.models import next_event
+from seqad.models import encoders
+from seqad.models import objectives
 
 
-class NextEventLSTMDetector(base.Detector):
-  """Anomaly score = mean negative log-likelihood of a window's real events.
+def parse_name(name: str) -> tuple[str, str] | None:
+  """'lstm-next' -> ('lstm', 'next'); None if `name` is no neural detector."""
+  encoder, _, objective = name.partition('-')
+  if encoder in encoders.ENCODERS and objective in objectives.OBJECTIVES:
+    return encoder, objective
+  return None
+
+
+class NeuralDetector(base.Detector):
+  """Trains `objective` on top of `encoder`; window score = aggregated event scores.
 
   Args:
+    name: '<encoder>-<objective>', e.g. 'lstm-next' or 'transformer-masked'.
     vocab_sizes: field -> vocabulary size, from the fitted `Vocabulary`.
-    config: the `lstm` config section (model sizes and optimisation).
-    seed: initialisation and data-order seed.
+    config: the `neural` config section (sizes, optimisation, scoring), with
+      the encoder's fields in `config.encoder`.
+    seed: initialisation, masking and data-order seed.
   """
 
-  name = 'lstm'
-
-  def __init__(self, vocab_sizes: dict[str, int], config: ml_collections.ConfigDict,
-               seed: int):
+  def __init__(self, name: str, vocab_sizes: dict[str, int],
+               config: ml_collections.ConfigDict, seed: int):
     super().__init__()
+    parsed = parse_name(name)
+    if parsed is None:
+      raise ValueError(f'{name!r} is not <encoder>-<objective> with an encoder of '
+                       f'{encoders.ENCODERS} and an objective of {objectives.OBJECTIVES}.')
+    encoder_name, objective_name = parsed
+    self.name = name
     self.config = config
     self.seed = seed
-    self.num_categories = vocab_sizes['category']
-    self.model = next_event.NextEventLSTM(
-        vocab_sizes=dict(vocab_sizes), embed_dim=config.embed_dim, hidden=config.hidden,
-        num_layers=config.num_layers, unroll=config.unroll)
+    encoder = encoders.make_encoder(
+        encoder_name, config.encoder, causal=objectives.CAUSAL[objective_name])
+    self.objective = objectives.Objective(objective_name, vocab_sizes, encoder, config)
     self.params = None
     self._compiled_scorers = {}
 
-  def _event_nll(self, params, batch):
-    logits = self.model.apply(params, batch['tokens'])
-    return next_event.event_nll(logits, batch['tokens'], self.num_categories)
-
-  def _loss(self, params, batch):
-    return next_event.masked_mean(self._event_nll(params, batch), batch['mask'])
-
   def _window_scores(self, params, batch):
-    nll = self._event_nll(params, batch)
-    return next_event.masked_mean(nll, batch['mask'], axis=1)
+    event_scores = self.objective.event_scores(params, batch)
+    return objectives.aggregate(event_scores, batch['mask'], self.config.aggregation,
+                                self.config.aggregation_k)
 
   def fit(self, train, validation=None):
     del validation  # TODO: early stopping on validation loss lands with the engine.
     config = self.config
+    supervised = self.objective.name == 'sup'
+    if supervised and not np.any(train.kind > 0):
+      raise ValueError(f'{self.name} needs labelled anomalous windows in training; '
+                       'set --config.data.train_contamination above 0.')
     example = batching.gather(train, np.arange(min(len(train), config.batch_size)))
-    params = jax.jit(self.model.init)(jax.random.key(self.seed), example['tokens'])
+    params = jax.jit(self.objective.init)(jax.random.key(self.seed), example)
     num_params = sum(x.size for x in jax.tree.leaves(params))
     logging.info('%s: %d parameters, training %d steps of %d windows.', self.name,
                  num_params, config.num_steps, config.batch_size)
@@ -62,8 +73,9 @@ class NextEventLSTMDetector(base.Detector):
         config.learning_rate, config.weight_decay, config.clip_norm,
         config.warmup_steps, config.num_steps)
     self.params, stats = training.train(
-        self._loss, params, optimizer, train, num_steps=config.num_steps,
-        batch_size=config.batch_size, seed=self.seed, log_every=config.log_every)
+        self.objective.loss, params, optimizer, train, num_steps=config.num_steps,
+        batch_size=config.batch_size, seed=self.seed, log_every=config.log_every,
+        with_labels=supervised)
     self.loss_history = stats.pop('loss_history')
     self.timings.update(stats)
     self.timings['num_params'] = num_params
