@@ -29,4 +29,5 @@ def get_config():
   config.neural.score_batch_size = 64
   config.neural.score_passes = 2
   config.neural.log_every = 10
+  config.neural_overrides.lstm_next.num_steps = 20
   return config

@@ -46,11 +46,16 @@ def make_detector(name: str, vocab_sizes: dict[str, int],
   """The detector called `name`, configured from its config section.
 
   Neural detectors are named '<encoder>-<objective>' (see
-  `seqad.detectors.neural`) and share `config.neural`; the others are the
-  keys of `_CLASSICAL`, each configured by its own section.
+  `seqad.detectors.neural`) and share `config.neural`, updated by
+  `config.neural_overrides.<encoder>_<objective>` where present; the others are
+  the keys of `_CLASSICAL`, each configured by its own section.
   """
   if neural.parse_name(name):
-    return neural.NeuralDetector(name, vocab_sizes, config.neural, config.seed)
+    section = ml_collections.ConfigDict(config.neural.to_dict())
+    overrides = config.neural_overrides.get(name.replace('-', '_'))
+    if overrides:
+      section.update(overrides)
+    return neural.NeuralDetector(name, vocab_sizes, section, config.seed)
   if name not in _CLASSICAL:
     raise ValueError(f'Unknown detector {name!r}: neither <encoder>-<objective> nor '
                      f'one of {tuple(_CLASSICAL)}.')

@@ -67,7 +67,7 @@ class AnomalyParams:
   takeover_categories: int = 3  # never-touched categories the attacker browses
   takeover_purchases: int = 5  # items carted then bought at the end of the segment
   takeover_switch_prob: float = 0.15  # per view, the attacker moves to a new category
-  takeover_gap_seconds: float = 5.0  # median gap between attacker events
+  takeover_gap_seconds: float = 3.0  # median gap between attacker events
   takeover_gap_sigma: float = 0.6  # log-space spread of attacker gaps
   takeover_first_hour: int = 1  # the segment starts in local hours [first, last)
   takeover_last_hour: int = 5
