@@ -13,6 +13,26 @@ import pytest
 
 from seqad.data import windows as windows_lib
 
+def tiny_neural_config(num_steps: int):
+  """The default `neural` config section, shrunk so a test trains in seconds."""
+  from configs import default  # Imports jax: only after XLA_FLAGS is set above.
+  config = default.get_config().neural
+  config.embed_dim = 16
+  config.encoder.hidden = 32
+  config.encoder.num_layers = 1
+  config.encoder.num_heads = 2
+  config.encoder.state_size = 16
+  config.learning_rate = 1e-2
+  config.warmup_steps = 10
+  config.num_steps = num_steps
+  config.batch_size = 16
+  config.score_batch_size = 24
+  config.log_every = 50
+  config.score_passes = 3
+  config.bottleneck = 16
+  return config
+
+
 VOCAB_SIZES = {'event_type': 4, 'category': 6, 'gap': 8, 'hour': 24, 'item_relation': 5}
 
 

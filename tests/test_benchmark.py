@@ -37,7 +37,7 @@ def test_cli_on_smoke_config_writes_complete_results(tmp_path):
     assert 0 <= row['auroc'] <= 1 and row['n_anomalous'] > 0 and row['n_normal'] > 0
 
   assert json.loads((workdir / 'config.json').read_text())['seed'] == config.seed
-  assert '| lstm | all |' in (workdir / 'leaderboard.md').read_text()
+  assert '| lstm-next | all |' in (workdir / 'leaderboard.md').read_text()
   assert '| markov | all |' in completed.stdout
   assert not [f for f in os.listdir(workdir) if f.startswith('.tmp-')]
 

@@ -2,13 +2,11 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
-from conftest import VOCAB_SIZES, make_windows
+from conftest import VOCAB_SIZES, make_windows, tiny_neural_config
 from seqad import batching
-from configs import default
 from seqad.detectors import neural
 from seqad.models import encoders
 from seqad.models import heads
@@ -39,19 +37,6 @@ def test_lstm_layer_equals_a_step_by_step_numpy_loop():
     np.testing.assert_allclose(outputs[:, t], hidden, rtol=1e-5, atol=1e-5)
 
 
-def _neural_config(num_steps=150):
-  config = default.get_config().neural
-  config.embed_dim = 16
-  config.encoder.hidden = 32
-  config.learning_rate = 1e-2
-  config.warmup_steps = 10
-  config.num_steps = num_steps
-  config.batch_size = 16
-  config.score_batch_size = 24
-  config.log_every = 50
-  return config
-
-
 def _random_tokens(seed, batch=2, length=10):
   rng = np.random.default_rng(seed)
   return {f: jnp.asarray(rng.integers(0, size, (batch, length)), jnp.int32)
@@ -61,7 +46,7 @@ def _random_tokens(seed, batch=2, length=10):
 def test_next_event_model_does_not_look_ahead():
   tokens = _random_tokens(0)
   mask = jnp.ones((2, 10), bool)
-  encoder = encoders.make_encoder('lstm', _neural_config().encoder, causal=True)
+  encoder = encoders.make_encoder('lstm', tiny_neural_config(1).encoder, causal=True)
   model = objectives.NextEventModel(VOCAB_SIZES, 16, encoder)
   params = model.init(jax.random.key(0), tokens, mask)
   logits = model.apply(params, tokens, mask)
@@ -83,7 +68,8 @@ def test_next_event_model_does_not_look_ahead():
 
 
 def _detector(num_steps=150):
-  return neural.NeuralDetector('lstm-next', VOCAB_SIZES, _neural_config(num_steps), seed=0)
+  return neural.NeuralDetector('lstm-next', VOCAB_SIZES, tiny_neural_config(num_steps),
+                               seed=0)
 
 
 def test_training_fits_a_deterministic_pattern(pattern_windows):
@@ -116,7 +102,7 @@ def test_scores_ignore_padding_and_batch_layout(pattern_windows):
 
 
 def test_nan_loss_stops_training_with_the_step(pattern_windows):
-  config = _neural_config(num_steps=10)
+  config = tiny_neural_config(num_steps=10)
   config.learning_rate = float('nan')
   detector = neural.NeuralDetector('lstm-next', VOCAB_SIZES, config, seed=0)
   with pytest.raises(FloatingPointError, match='step'):

@@ -3,31 +3,12 @@
 import numpy as np
 import pytest
 
-from conftest import VOCAB_SIZES, make_windows
-from configs import default
+from conftest import VOCAB_SIZES, make_windows, tiny_neural_config
 from seqad.detectors import neural
 from seqad.models import encoders
 from seqad.models import objectives
 
 PAIRS = [(e, o) for o in objectives.OBJECTIVES for e in encoders.ENCODERS]
-
-
-def _config(num_steps):
-  config = default.get_config().neural
-  config.embed_dim = 16
-  config.encoder.hidden = 32
-  config.encoder.num_layers = 1
-  config.encoder.num_heads = 2
-  config.encoder.state_size = 16
-  config.learning_rate = 1e-2
-  config.warmup_steps = 10
-  config.num_steps = num_steps
-  config.batch_size = 16
-  config.score_batch_size = 32
-  config.log_every = 1000
-  config.score_passes = 3
-  config.bottleneck = 16
-  return config
 
 
 @pytest.mark.parametrize('encoder,objective', PAIRS)
@@ -38,7 +19,7 @@ def test_pair_fits_a_deterministic_pattern(encoder, objective, pattern_windows):
     windows = make_windows(windows.tokens, windows.mask,
                            kind=(windows.mask.sum(axis=1) < windows.length))
   detector = neural.NeuralDetector(f'{encoder}-{objective}', VOCAB_SIZES,
-                                   _config(num_steps=300), seed=0).fit(windows)
+                                   tiny_neural_config(num_steps=300), seed=0).fit(windows)
   losses = [entry['loss'] for entry in detector.loss_history]
   # Next-event prediction cannot guess a window's first event: a looser bound.
   assert losses[-1] < (0.3 if objective == 'next' else 0.1) * losses[0], losses
@@ -48,7 +29,7 @@ def test_pair_fits_a_deterministic_pattern(encoder, objective, pattern_windows):
 
 
 def test_second_scoring_call_with_the_same_shape_does_not_retrace(pattern_windows):
-  detector = neural.NeuralDetector('gru-next', VOCAB_SIZES, _config(num_steps=3), seed=0)
+  detector = neural.NeuralDetector('gru-next', VOCAB_SIZES, tiny_neural_config(num_steps=3), seed=0)
   detector.fit(pattern_windows)
   traces = []
   event_scores = detector.objective.event_scores
@@ -78,7 +59,7 @@ def test_aggregations_equal_numpy_references():
 
 
 def test_bad_names_and_missing_labels(pattern_windows):
-  config = _config(num_steps=3)
+  config = tiny_neural_config(num_steps=3)
   with pytest.raises(ValueError, match='encoder'):
     neural.NeuralDetector('cnn-next', VOCAB_SIZES, config, seed=0)
   with pytest.raises(ValueError, match='labelled anomalous'):
