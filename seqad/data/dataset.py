@@ -84,8 +84,8 @@ def build(config: ml_collections.ConfigDict) -> Dataset:
                    split, ambiguous)
     split_windows[split] = windows.drop_ambiguous()
     report[f'{split}_users'] = int(len(split_table.users()))
-    report[f'{split}_windows'] = split_windows[split].counts()
-    report[f'{split}_ambiguous_windows'] = ambiguous
+    # Counted before the ambiguous windows are dropped, so the report shows them.
+    report[f'{split}_windows'] = windows.counts()
 
   report['vocab_sizes'] = vocab.sizes()
   logging.info('Windows per split and kind: %s',
