@@ -31,8 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.score_repeats = 1  # Timed scoring passes over the test split (median kept).
 
   config.data = ml_collections.ConfigDict()
-  config.data.source = 'simulator'  # 'simulator' or 'taobao'.
-  config.data.path = ''  # The Taobao UserBehavior CSV when source='taobao'.
+  config.data.source = 'simulator'  # 'simulator', 'taobao' or 'diginetica'.
+  config.data.path = ''  # The data file when the source is not the simulator.
   config.data.split = (0.6, 0.2, 0.2)  # Train / validation / test fractions of users.
   config.data.train_contamination = 0.0  # Victims per kind among training users.
   config.data.window_length = 64  # Events per window; shorter windows are padded.

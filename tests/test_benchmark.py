@@ -89,3 +89,22 @@ def test_taobao_source_injects_every_kind_into_real_users():
   assert np.all(data.train.kind == events.NORMAL)
   for split in (data.validation, data.test):
     assert set(np.unique(split.kind[split.kind > 0])) == {1, 2, 3}
+
+
+DIGINETICA_SAMPLE = os.path.join(REPO, '..', 'shared', 'data', 'diginetica',
+                                 'train-item-views_sample.csv')
+
+
+def test_diginetica_sessions_get_every_kind_injected():
+  if not os.path.exists(DIGINETICA_SAMPLE):
+    pytest.skip(f'DIGINETICA sample not found at {DIGINETICA_SAMPLE}')
+  config = smoke.get_config()
+  config.data.source = 'diginetica'
+  config.data.path = DIGINETICA_SAMPLE
+  config.data.min_events = 1  # Most sessions are a few views long.
+  data = dataset.build(config)
+
+  assert data.report['rows_read'] == 12391
+  assert sum(data.report[f'{s}_users'] for s in dataset.SPLITS) == 2986
+  for split in (data.validation, data.test):
+    assert set(np.unique(split.kind[split.kind > 0])) == {1, 2, 3}

@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 
 from seqad.data import anomalies
+from seqad.data import diginetica
 from seqad.data import events
 from seqad.data import simulator
 from seqad.data import taobao
@@ -39,12 +40,14 @@ def load_events(config: ml_collections.ConfigDict) -> tuple[events.EventTable, d
     table = simulator.simulate(params, seed=config.seed)
     return table, {'source': 'simulator', 'events': len(table),
                    'users': int(len(table.users()))}
-  if source == 'taobao':
+  loaders = {'taobao': taobao.load_taobao, 'diginetica': diginetica.load_diginetica}
+  if source in loaders:
     if not config.data.path:
-      raise ValueError('config.data.source=taobao needs --config.data.path=FILE.csv')
-    table, load_report = taobao.load_taobao(config.data.path)
-    return table, {'source': 'taobao', **load_report.to_dict()}
-  raise ValueError(f"Unknown data source {source!r}; expected 'simulator' or 'taobao'.")
+      raise ValueError(f'config.data.source={source} needs --config.data.path=FILE')
+    table, load_report = loaders[source](config.data.path)
+    return table, {'source': source, **load_report.to_dict()}
+  raise ValueError(f'Unknown data source {source!r}; expected simulator or one of '
+                   f'{tuple(loaders)}.')
 
 
 def build(config: ml_collections.ConfigDict) -> Dataset:
