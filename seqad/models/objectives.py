@@ -37,12 +37,22 @@ OBJECTIVES = ('next', 'masked', 'ae', 'sup')
 CAUSAL = {'next': True, 'masked': False, 'ae': False, 'sup': False}
 
 
-class NextEventModel(nn.Module):
-  """Position t's logits are computed from events 0..t-1 (a learned start first)."""
+class _EncoderModel(nn.Module):
+  """Fields shared by every objective's model.
+
+  Attributes:
+    vocab_sizes: field -> vocabulary size.
+    embed_dim: width of the event embedding fed to the encoder.
+    encoder: a module of `seqad.models.encoders`, [b, t, embed_dim] -> [b, t, hidden].
+  """
 
   vocab_sizes: Mapping[str, int]
   embed_dim: int
   encoder: nn.Module
+
+
+class NextEventModel(_EncoderModel):
+  """Position t's logits are computed from events 0..t-1 (a learned start first)."""
 
   @nn.compact
   def __call__(self, tokens, mask, *, deterministic: bool = True):
@@ -54,12 +64,8 @@ class NextEventModel(nn.Module):
     return heads.EventHeads(self.vocab_sizes)(hidden)
 
 
-class MaskedEventModel(nn.Module):
+class MaskedEventModel(_EncoderModel):
   """Events where `hide` is True are replaced by a learned vector, then predicted."""
-
-  vocab_sizes: Mapping[str, int]
-  embed_dim: int
-  encoder: nn.Module
 
   @nn.compact
   def __call__(self, tokens, mask, hide, *, deterministic: bool = True):
@@ -71,12 +77,9 @@ class MaskedEventModel(nn.Module):
     return heads.EventHeads(self.vocab_sizes)(hidden)
 
 
-class AutoencoderModel(nn.Module):
+class AutoencoderModel(_EncoderModel):
   """Encode the window to a `bottleneck` code, decode every position from it."""
 
-  vocab_sizes: Mapping[str, int]
-  embed_dim: int
-  encoder: nn.Module
   bottleneck: int
   max_length: int = 4096
 
@@ -102,12 +105,8 @@ class AutoencoderModel(nn.Module):
     return heads.EventHeads(self.vocab_sizes)(decoded)
 
 
-class ClassifierModel(nn.Module):
+class ClassifierModel(_EncoderModel):
   """One anomaly logit per window from pooled encoder states."""
-
-  vocab_sizes: Mapping[str, int]
-  embed_dim: int
-  encoder: nn.Module
 
   @nn.compact
   def __call__(self, tokens, mask, *, deterministic: bool = True):
