@@ -27,14 +27,29 @@ def get_config() -> ml_collections.ConfigDict:
   # Run in this order; seqad.benchmark.DETECTORS lists every detector.
   config.detectors = (
       'lstm-next', 'gru-next', 'transformer-next', 'ssm-next', 'transformer-masked',
-      'lstm-ae', 'markov', 'ngram', 'iforest', 'lof', 'pca', 'rules')
+      'lstm-ae', 'markov', 'ngram', 'iforest', 'lof', 'pca', 'ecod', 'rules',
+      'rules-val')
   config.score_repeats = 1  # Timed scoring passes over the test split (median kept).
+
+  # How scores become metrics (seqad/evaluation.py, seqad/thresholds.py).
+  config.evaluation = ml_collections.ConfigDict()
+  config.evaluation.contamination = 0.0  # Alerted share; 0 = validation's share.
+  config.evaluation.fpr = 0.01  # fixed_fpr threshold and recall@FPR.
+  config.evaluation.pot_level = 0.95  # POT: quantile where the fitted tail starts.
+  config.evaluation.pot_risk = 0.005  # POT: tail probability of the threshold.
+  config.evaluation.prefix_step = 8  # Time to detection: score every 8 events.
+  config.evaluation.explained_windows = 64  # Anomalous windows localised per kind.
+  config.evaluation.top_alerts = 10  # Alerts written to alerts.jsonl per detector.
+  config.evaluation.events_per_alert = 5  # Highest-scoring events per alert.
 
   config.data = ml_collections.ConfigDict()
   config.data.source = 'simulator'  # 'simulator', 'taobao' or 'diginetica'.
   config.data.path = ''  # The data file when the source is not the simulator.
   config.data.split = (0.6, 0.2, 0.2)  # Train / validation / test fractions of users.
   config.data.train_contamination = 0.0  # Victims per kind among training users.
+  # 'clean', 'contaminated' or 'semi_supervised' (seqad/settings.py).
+  config.data.setting = 'clean'
+  config.data.labelled_per_kind = 5  # semi_supervised: labelled windows per kind.
   config.data.window_length = 64  # Events per window; shorter windows are padded.
   config.data.min_events = 4  # Windows with fewer real events are left out.
   config.data.label_min_fraction = 0.5  # Injected share that labels a window.
@@ -106,4 +121,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.rules.fast_gap_bucket = 2  # Gaps in buckets <= this (0-2 s) are 'fast'.
   config.rules.quantile = 0.99  # Normal spread of each rule: its training quantile.
   config.rules.min_spread = 0.05  # Floor of that spread, for near-constant rules.
+
+  # The same rules with each rule's cut fitted on labelled validation windows.
+  config.rules_val = ml_collections.ConfigDict(config.rules.to_dict())
+
+  config.ecod = ml_collections.ConfigDict()  # PyOD's ECOD; parameter-free.
+  config.ecod.category_tfidf = False  # Add TF-IDF category counts to the features.
   return config

@@ -5,6 +5,7 @@
   config.json       the resolved configuration;
   data_report.json  rows read and dropped, users and windows per split and kind;
   results.jsonl     one JSON object per detector x anomaly kind;
+  alerts.jsonl      each detector's top test alerts with their top-scored events;
   leaderboard.md    the same rows as a Markdown table.
 Every file is written atomically (temporary file, then rename).
 """
@@ -19,9 +20,11 @@ import numpy as np
 
 from seqad import environment
 from seqad import io
-from seqad import metrics
+from seqad import evaluation
 from seqad import report
+from seqad import settings
 from seqad.data import dataset
+from seqad.data import windows as windows_lib
 from seqad.detectors import base
 from seqad.detectors import classical
 from seqad.detectors import markov
@@ -38,6 +41,8 @@ _CLASSICAL = {
     'lof': (classical.LOFDetector, False),
     'pca': (classical.PCADetector, False),
     'rules': (rules.RuleDetector, False),
+    'rules-val': (rules.ValidationRuleDetector, False),
+    'ecod': (classical.ECODDetector, False),
 }
 
 
@@ -48,7 +53,8 @@ def make_detector(name: str, vocab_sizes: dict[str, int],
   Neural detectors are named '<encoder>-<objective>' (see
   `seqad.detectors.neural`) and share `config.neural`, updated by
   `config.neural_overrides.<encoder>_<objective>` where present; the others are
-  the keys of `_CLASSICAL`, each configured by its own section.
+  the keys of `_CLASSICAL`, each configured by its own section (a '-' in the
+  name reads as '_', e.g. `config.rules_val`).
   """
   if neural.parse_name(name):
     section = ml_collections.ConfigDict(config.neural.to_dict())
@@ -60,7 +66,7 @@ def make_detector(name: str, vocab_sizes: dict[str, int],
     raise ValueError(f'Unknown detector {name!r}: neither <encoder>-<objective> nor '
                      f'one of {tuple(_CLASSICAL)}.')
   detector_class, seeded = _CLASSICAL[name]
-  kwargs = dict(config[name])
+  kwargs = dict(config[name.replace('-', '_')])
   if seeded:
     kwargs['seed'] = config.seed
   return detector_class(vocab_sizes, **kwargs)
@@ -76,18 +82,43 @@ def _timed_scores(detector: base.Detector, windows, repeats: int) -> tuple[np.nd
   return scores, len(windows) / statistics.median(durations)
 
 
+def uses_labels(detector: base.Detector) -> bool:
+  """Whether the detector learns from training labels (the supervised objective)."""
+  objective = getattr(detector, 'objective', None)
+  return getattr(objective, 'name', None) == 'sup'
+
+
+def training_windows(detector: base.Detector, data: dataset.Dataset,
+                     config: ml_collections.ConfigDict | None) -> windows_lib.Windows:
+  """The training windows `detector` may learn from in the data's setting."""
+  setting = data.report.get('setting', 'clean')
+  labelled = config.data.get('labelled_per_kind', 0) if config else 0
+  view = settings.training_view(data.train, setting, labelled,
+                                seed=config.seed if config else 0)
+  return settings.fit_windows(view, uses_labels(detector))
+
+
 def benchmark_detector(detector: base.Detector, data: dataset.Dataset,
-                       score_repeats: int) -> list[dict]:
-  """Fits, calibrates on validation, evaluates on test; one row per kind."""
-  logging.info('Fitting %s on %d training windows.', detector.name, len(data.train))
-  detector.fit(data.train, data.validation)
+                       score_repeats: int, config: ml_collections.ConfigDict | None = None,
+                       alerts: list | None = None) -> list[dict]:
+  """Fits, calibrates on validation, evaluates on test; one row per kind.
+
+  Thresholds are fitted on validation only (seqad/thresholds.py); `alerts`, if
+  given, receives the explained top alerts (seqad/evaluation.py).
+  """
+  train = training_windows(detector, data, config)
+  logging.info('Fitting %s on %d training windows.', detector.name, len(train))
+  detector.fit(train, data.validation)
 
   # Validation scoring also compiles the scorer, so the timed test passes don't.
   validation_scores = detector.decision_function(data.validation)
-  threshold = metrics.best_f1_threshold(data.validation.kind != 0, validation_scores)
   test_scores, score_seq_per_s = _timed_scores(detector, data.test, score_repeats)
 
-  rows = report.evaluate(test_scores, data.test.kind, threshold)
+  rows, explained = evaluation.evaluate_detector(
+      detector, data.validation, data.test, validation_scores, test_scores,
+      config.get('evaluation') if config else None, seed=config.seed if config else 0)
+  if alerts is not None:
+    alerts.extend(explained)
   for row in rows:
     row.update({
         'detector': detector.name,
@@ -114,15 +145,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   data = dataset.build(config)
   io.write_json_atomic(os.path.join(workdir, 'data_report.json'), data.report)
 
-  rows = []
+  rows, alerts = [], []
   for name in config.detectors:
     detector = make_detector(name, data.vocab.sizes(), config)
-    for row in benchmark_detector(detector, data, config.score_repeats):
+    for row in benchmark_detector(detector, data, config.score_repeats, config, alerts):
       row.update({'data_source': config.data.source, 'seed': config.seed,
                   'window_length': config.data.window_length, **env})
       rows.append(row)
 
   io.write_jsonl_atomic(os.path.join(workdir, 'results.jsonl'), rows)
+  io.write_jsonl_atomic(os.path.join(workdir, 'alerts.jsonl'), alerts)
   leaderboard = report.leaderboard_markdown(rows)
   io.write_text_atomic(os.path.join(workdir, 'leaderboard.md'), leaderboard)
   logging.info('Wrote %d result rows to %s', len(rows), workdir)

@@ -83,6 +83,7 @@ def _feature_detectors():
       classical.LOFDetector(VOCAB_SIZES, n_neighbors=10),
       classical.PCADetector(VOCAB_SIZES),
       rules.RuleDetector(VOCAB_SIZES),
+      classical.ECODDetector(VOCAB_SIZES),
   ]
 
 
@@ -283,3 +284,33 @@ def test_rule_fit_learns_median_and_quantile_spread(train):
   np.testing.assert_allclose(detector.spread, spread)
   expected = ((values - detector.center) / spread).max(axis=1)
   np.testing.assert_allclose(detector.decision_function(train), expected)
+
+
+def test_validation_rules_cut_each_rule_at_its_best_validation_f1(train):
+  # Validation: shoppers, then buy storms (kind 2) and view storms (kind 1).
+  normal = _shopper_windows(2, 80)
+  buys, views = _storm_windows(4, buys=True), _storm_windows(4, buys=False)
+  validation = _concat(normal, buys, views)
+  validation = dataclasses.replace(
+      validation, kind=np.r_[np.zeros(80), np.full(4, 2), np.full(4, 1)].astype(np.int8))
+  detector = rules.ValidationRuleDetector(VOCAB_SIZES).fit(train, validation)
+  values = detector.statistics(validation)
+  for rule in range(len(rules.RULES)):
+    f1s = []
+    for kind in (1, 2):
+      subset = (validation.kind == 0) | (validation.kind == kind)
+      labels = validation.kind[subset] == kind
+      column = values[subset, rule]
+      f1s.append(max(metrics.precision_recall_f1(labels, column, t).f1
+                     for t in np.unique(column)))
+    subset = validation.kind == 0
+    best_kind = 1 + int(np.argmax(f1s))
+    subset |= validation.kind == best_kind
+    achieved = metrics.precision_recall_f1(
+        validation.kind[subset] == best_kind, values[subset, rule], detector.cuts[rule]).f1
+    assert achieved == pytest.approx(max(f1s))
+  # The fast-events rule separates view storms perfectly: storms score >= 1.
+  scores = detector.decision_function(validation)
+  assert np.all(scores[80:] >= 1) and metrics.auroc(validation.kind > 0, scores) == 1.0
+  with pytest.raises(ValueError, match='labelled anomalies'):
+    rules.ValidationRuleDetector(VOCAB_SIZES).fit(train, normal)

@@ -13,6 +13,7 @@ from absl import logging
 import ml_collections
 import numpy as np
 
+from seqad import settings
 from seqad.data import anomalies
 from seqad.data import diginetica
 from seqad.data import events
@@ -57,16 +58,23 @@ def build(config: ml_collections.ConfigDict) -> Dataset:
   train_users, validation_users, test_users = windows_lib.split_users(
       table.users(), tuple(data.split), seed=config.seed)
 
+  # Settings (seqad/settings.py): 'clean' injects into training users only at an
+  # explicit train_contamination (then labelled, for supervised objectives).
+  setting = settings.check(data.get('setting', 'clean'))
+  contaminate_train = setting != 'clean' or data.train_contamination > 0
+  report['setting'] = setting
+
   # Distinct seeds per split, so each split's anomalies are drawn independently.
   anomaly_params = anomalies.AnomalyParams(**config.anomalies)
   split_tables = {}
   for offset, (split, users) in enumerate(
       zip(SPLITS, (train_users, validation_users, test_users))):
     split_table = table.select_users(users)
-    if split != 'train' or data.train_contamination > 0:
+    if split != 'train' or contaminate_train:
       params = anomaly_params
-      if split == 'train':
-        params = dataclasses.replace(params, user_fraction=data.train_contamination)
+      if split == 'train':  # Rate 0 in a contaminated setting: the test rate.
+        params = dataclasses.replace(
+            params, user_fraction=data.train_contamination or params.user_fraction)
       split_table = anomalies.inject_anomalies(
           split_table, users, params, seed=config.seed * 1000 + offset + 1)
     split_tables[split] = split_table
@@ -85,7 +93,9 @@ def build(config: ml_collections.ConfigDict) -> Dataset:
     if ambiguous:
       logging.info('%s: leaving out %d windows with too few injected events to label.',
                    split, ambiguous)
-    split_windows[split] = windows.drop_ambiguous()
+    # Raw training traffic keeps its ambiguous windows: nobody labelled them.
+    keep_all = split == 'train' and setting != 'clean'
+    split_windows[split] = windows if keep_all else windows.drop_ambiguous()
     report[f'{split}_users'] = int(len(split_table.users()))
     # Counted before the ambiguous windows are dropped, so the report shows them.
     report[f'{split}_windows'] = windows.counts()

@@ -182,6 +182,40 @@ class PCADetector(_FeatureDetector):
     return np.sum(residual ** 2, axis=1)
 
 
+class ECODDetector(_FeatureDetector):
+  """Empirical-cumulative-distribution outlier detection (ECOD, Li et al., 2022).
+
+  PyOD's ECOD: for every feature, the tail probabilities of a window's value
+  under the training windows' empirical distribution (left, right, and the tail
+  that the feature's skewness points to); the score sums -log of those tail
+  probabilities over features. No hyperparameters and deterministic, so no seed.
+
+  Args:
+    vocab_sizes: field -> number of token values.
+    category_tfidf: whether the TF-IDF category columns are among the features.
+  """
+
+  name = 'ecod'
+
+  def __init__(self, vocab_sizes: dict[str, int], *, category_tfidf: bool = False):
+    super().__init__(vocab_sizes, category_tfidf)
+    self.ecod = None
+
+  def fit(self, train, validation=None):
+    del validation  # Nothing is tuned on validation.
+    from pyod.models import ecod  # pylint: disable=g-import-not-at-top
+    start = time.perf_counter()
+    values = self._fit_features(train)
+    self.ecod = ecod.ECOD().fit(values)
+    self.timings = _fit_timings(start, len(train))
+    return self
+
+  def decision_function(self, windows):
+    if self.ecod is None:
+      raise RuntimeError('ECODDetector.decision_function called before fit.')
+    return np.asarray(self.ecod.decision_function(self._features(windows)), np.float64)
+
+
 def _lookup(codes: np.ndarray, counts: np.ndarray, queries: np.ndarray) -> np.ndarray:
   """Counts [queries shape] of `queries` in a sorted code table; 0 where absent."""
   if len(codes) == 0:
