@@ -14,7 +14,10 @@ For every anomaly kind (and 'all'), scored against all normal test windows:
     share of injected events among the window's top-scored events;
   * time to detection: for the same windows, events from the first injected
     event until the score of the window's prefix reaches the best-F1 threshold
-    (checked every `prefix_step` events), and the share of windows detected.
+    (checked every `prefix_step` events), and the share of windows detected;
+    `stream_false_alarms` is the share of (up to 4 x `explained_windows`)
+    normal test windows whose score crosses the threshold at any checkpoint,
+    the price of alerting on prefixes.
 """
 
 import ml_collections
@@ -144,6 +147,13 @@ def evaluate_detector(detector: base.Detector, validation: windows_lib.Windows,
   prefix, lengths = explain.prefix_scores(detector, sampled, section.prefix_step)
   delay = metrics.time_to_detection(prefix, lengths, explain.onsets(sampled),
                                     fitted['best_f1'])
+  normal = np.flatnonzero(test.kind == events.NORMAL)
+  normal = np.sort(np.random.default_rng(seed).permutation(normal)[
+      :4 * section.explained_windows])
+  normal_prefix, _ = explain.prefix_scores(detector, test.take(normal),
+                                           section.prefix_step)
+  false_alarms = (float(np.mean(np.any(normal_prefix >= fitted['best_f1'], axis=1)))
+                  if len(normal) else float('nan'))
   for row in rows:
     chosen = (np.ones(len(sample), bool) if row['kind'] == 'all'
               else test.kind[sample] == events.kind_index(row['kind']))
@@ -153,6 +163,7 @@ def evaluate_detector(detector: base.Detector, validation: windows_lib.Windows,
                               if detected.any() else float('nan'))
     row['stream_detected'] = float(detected.mean()) if chosen.any() else float('nan')
     row['explained_windows'] = int(chosen.sum())
+    row['stream_false_alarms'] = false_alarms
 
   alerts = explain.alert_records(
       test, top, test_scores, scores_per_event[np.searchsorted(explained, top)],

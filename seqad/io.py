@@ -34,3 +34,20 @@ def write_jsonl_atomic(path: str, rows: Iterable[dict]) -> None:
 def read_jsonl(path: str) -> list[dict]:
   with open(path) as stream:
     return [json.loads(line) for line in stream if line.strip()]
+
+
+def append_jsonl_atomic(path: str, rows: Iterable[dict]) -> None:
+  """Appends `rows` to a JSON-lines file by rewriting it atomically.
+
+  The old content plus the new rows go to a temporary file that replaces
+  `path`, so a crash leaves either the old file or the new one, never a torn
+  line. Rewriting costs O(file) per call, fine for result files of a few MB.
+  """
+  existing = ''
+  if os.path.exists(path):
+    with open(path) as stream:
+      existing = stream.read()
+  if existing and not existing.endswith('\n'):
+    existing += '\n'
+  new = ''.join(json.dumps(row, sort_keys=True) + '\n' for row in rows)
+  write_text_atomic(path, existing + new)
