@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from seqad.data import events
+from seqad.data import tabular
 from seqad.data import taobao
 
 SLICE = (Path(__file__).parents[1] / '..' / 'shared' / 'data' / 'taobao_userbehavior' /
@@ -65,7 +66,10 @@ def test_fixture_counts_every_reason_and_keeps_exact_rows(tmp_path):
   assert report.rows_read == len(FIXTURE_LINES)
   assert report.rows_kept == len(EXPECTED_ROWS)
   assert report.dropped == {'malformed': 5, 'unknown_event_type': 1,
-                            'timestamp_out_of_range': 1, 'duplicate': 1}
+                            'bad_timestamp': 0, 'timestamp_out_of_range': 1,
+                            'duplicate': 1}
+  assert report.first_bad_line['malformed'] == 'behavior.csv:5'
+  assert report.first_bad_line['timestamp_out_of_range'] == 'behavior.csv:8'
   assert report.repaired == {'unsorted': 2}
   assert report.rows_read - report.rows_kept == sum(report.dropped.values())
   assert report.to_dict()['dropped']['duplicate'] == 1
@@ -75,7 +79,7 @@ def test_fixture_counts_every_reason_and_keeps_exact_rows(tmp_path):
 def test_small_blocks_and_windows_line_endings_give_the_same_result(tmp_path,
                                                                     monkeypatch):
   path = _write(tmp_path, '\r\n'.join(FIXTURE_LINES) + '\r\n')
-  monkeypatch.setattr(taobao, '_BLOCK_BYTES', 16)
+  monkeypatch.setattr(tabular, '_BLOCK_BYTES', 64)
   table, report = taobao.load_taobao(path)
   assert _rows(table) == EXPECTED_ROWS
   assert report.dropped['malformed'] == 5
@@ -89,10 +93,10 @@ def test_time_range_none_keeps_early_rows(tmp_path):
   assert len(table) == len(EXPECTED_ROWS) + 1
 
 
-@pytest.mark.parametrize('block_bytes', [16, 1 << 20])
+@pytest.mark.parametrize('block_bytes', [64, 1 << 20])
 def test_max_rows_reads_a_prefix(tmp_path, monkeypatch, block_bytes):
   path = _write(tmp_path, '\n'.join(FIXTURE_LINES))
-  monkeypatch.setattr(taobao, '_BLOCK_BYTES', block_bytes)
+  monkeypatch.setattr(tabular, '_BLOCK_BYTES', block_bytes)
   table, report = taobao.load_taobao(path, max_rows=3)
   assert report.rows_read == 3
   assert _rows(table) == [(1, 10, 100, 0, T0 + 10), (1, 11, 100, 1, T0 + 20),
@@ -127,7 +131,7 @@ def test_wrong_column_count_raises_naming_the_file(tmp_path, text):
 
 def test_empty_file_raises(tmp_path):
   path = _write(tmp_path, '', name='empty.csv')
-  with pytest.raises(ValueError, match='empty.csv is empty'):
+  with pytest.raises(ValueError, match='empty.csv: the file is empty'):
     taobao.load_taobao(path)
 
 
@@ -141,7 +145,7 @@ def real_slice():
 def test_real_slice_matches_its_readme(real_slice):
   table, report = taobao.load_taobao(real_slice)
   assert report.rows_read == 84_287
-  assert report.dropped == {'malformed': 0, 'unknown_event_type': 0,
+  assert report.dropped == {'malformed': 0, 'unknown_event_type': 0, 'bad_timestamp': 0,
                             'timestamp_out_of_range': 35, 'duplicate': 0}
   assert report.rows_kept == len(table) == 84_287 - 35
   assert len(table.users()) == 814

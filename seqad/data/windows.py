@@ -23,6 +23,7 @@ from absl import logging
 import numpy as np
 
 from seqad.data import events
+from seqad.data import sessions
 
 FIELDS = ('event_type', 'category', 'gap', 'hour', 'item_relation')
 NEW_ITEM, SAME_ITEM, SEEN_ITEM, SAME_ITEM_REPEATED, SEEN_ITEM_REPEATED = range(5)
@@ -67,6 +68,9 @@ def split_users(users: np.ndarray, fractions: tuple[float, float, float],
   return np.sort(train), np.sort(val), np.sort(test)
 
 
+ITEM_ENCODINGS = ('none', 'vocab', 'hash')
+
+
 @dataclasses.dataclass(frozen=True)
 class Vocabulary:
   """How raw event fields map to tokens.
@@ -75,122 +79,243 @@ class Vocabulary:
     categories: [kept categories] sorted int64 raw category ids with a token.
     num_gap_buckets: number of gap tokens, the 'start' token 0 included.
     utc_offset_hours: offset of the local time used for the hour token.
+    num_event_types: event type tokens: the common four plus a source's own types.
+    items: [kept items] sorted int64 raw item ids with an 'item' token (1 + rank; 0
+      for unseen items), or None.
+    item_hash_buckets: with `items` None and this > 0, the 'item' token is
+      1 + a hash of the raw id modulo this; 0 disables the 'item' field.
   """
 
   categories: np.ndarray
   num_gap_buckets: int = 16
   utc_offset_hours: int = 8
+  num_event_types: int = len(events.EVENT_TYPES)
+  items: np.ndarray | None = None
+  item_hash_buckets: int = 0
 
   def __post_init__(self):
-    categories = np.asarray(self.categories, dtype=np.int64)
-    if categories.ndim != 1 or np.any(np.diff(categories) <= 0):
-      raise ValueError('Vocabulary.categories must be a 1-D array of ascending ids.')
+    for name in ('categories', 'items'):
+      ids = getattr(self, name)
+      if ids is None:
+        continue
+      ids = np.asarray(ids, dtype=np.int64)
+      if ids.ndim != 1 or np.any(np.diff(ids) <= 0):
+        raise ValueError(f'Vocabulary.{name} must be a 1-D array of ascending ids.')
+      object.__setattr__(self, name, ids)
     if self.num_gap_buckets < 2:
       raise ValueError(f'num_gap_buckets must be >= 2, got {self.num_gap_buckets}.')
-    object.__setattr__(self, 'categories', categories)
+    if not len(events.EVENT_TYPES) <= self.num_event_types <= 127:
+      raise ValueError(f'num_event_types must be in [4, 127], got {self.num_event_types}.')
+
+  @property
+  def has_items(self) -> bool:
+    return self.items is not None or self.item_hash_buckets > 0
 
   def sizes(self) -> dict[str, int]:
     """Field -> number of token values."""
-    return {
-        'event_type': len(events.EVENT_TYPES),
+    sizes = {
+        'event_type': self.num_event_types,
         'category': len(self.categories) + 1,
         'gap': self.num_gap_buckets,
         'hour': 24,
         'item_relation': 5,
     }
+    if self.items is not None:
+      sizes['item'] = len(self.items) + 1
+    elif self.item_hash_buckets:
+      sizes['item'] = self.item_hash_buckets + 1
+    return sizes
 
   def to_dict(self) -> dict:
     return {
         'categories': self.categories.tolist(),
         'num_gap_buckets': int(self.num_gap_buckets),
         'utc_offset_hours': int(self.utc_offset_hours),
+        'num_event_types': int(self.num_event_types),
+        'items': None if self.items is None else self.items.tolist(),
+        'item_hash_buckets': int(self.item_hash_buckets),
     }
 
   @classmethod
   def from_dict(cls, data: dict) -> 'Vocabulary':
+    items = data.get('items')
     return cls(categories=np.asarray(data['categories'], dtype=np.int64),
                num_gap_buckets=int(data['num_gap_buckets']),
-               utc_offset_hours=int(data['utc_offset_hours']))
+               utc_offset_hours=int(data['utc_offset_hours']),
+               num_event_types=int(data.get('num_event_types', len(events.EVENT_TYPES))),
+               items=None if items is None else np.asarray(items, dtype=np.int64),
+               item_hash_buckets=int(data.get('item_hash_buckets', 0)))
 
   def category_bucket(self, raw: np.ndarray) -> np.ndarray:
     """Maps raw category ids to [same shape] int32 tokens; 0 for unseen ids."""
-    raw = np.asarray(raw, dtype=np.int64)
-    index = np.searchsorted(self.categories, raw)
-    found = index < len(self.categories)
-    found[found] = self.categories[index[found]] == raw[found]
-    return np.where(found, index + 1, 0).astype(np.int32)
+    return _lookup(self.categories, raw)
+
+  def item_bucket(self, raw: np.ndarray) -> np.ndarray:
+    """Maps raw item ids to [same shape] int32 'item' tokens (see the attributes)."""
+    if self.items is not None:
+      return _lookup(self.items, raw)
+    if not self.item_hash_buckets:
+      raise ValueError('This vocabulary has no item field.')
+    return (1 + _mix64(raw) % np.uint64(self.item_hash_buckets)).astype(np.int32)
+
+
+def _lookup(ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
+  """1 + rank of each raw id among the sorted `ids`, 0 where absent; int32."""
+  raw = np.asarray(raw, dtype=np.int64)
+  index = np.searchsorted(ids, raw)
+  found = index < len(ids)
+  found[found] = ids[index[found]] == raw[found]
+  return np.where(found, index + 1, 0).astype(np.int32)
+
+
+def _mix64(raw: np.ndarray) -> np.ndarray:
+  """A fixed 64-bit mixing hash (splitmix64's finaliser) of int64 ids, as uint64."""
+  value = np.asarray(raw, dtype=np.int64).view(np.uint64)
+  with np.errstate(over='ignore'):
+    value = value + np.uint64(0x9E3779B97F4A7C15)
+    value = (value ^ (value >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    value = (value ^ (value >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+  return value ^ (value >> np.uint64(31))
+
+
+def _most_frequent(ids: np.ndarray, max_kept: int, min_count: int) -> np.ndarray:
+  """The sorted ids seen at least `min_count` times, at most `max_kept` of them.
+
+  Equal counts are ranked by ascending id.
+  """
+  ids, counts = np.unique(ids, return_counts=True)
+  ids, counts = ids[counts >= min_count], counts[counts >= min_count]
+  return np.sort(ids[np.lexsort((ids, -counts))[:max_kept]])
 
 
 def fit_vocabulary(table: events.EventTable, *, max_categories: int, min_count: int = 1,
-                   num_gap_buckets: int = 16, utc_offset_hours: int = 8) -> Vocabulary:
-  """Keeps the `max_categories` most frequent categories of `table`.
+                   num_gap_buckets: int = 16, utc_offset_hours: int = 8,
+                   num_event_types: int = len(events.EVENT_TYPES),
+                   item_encoding: str = 'none', max_items: int = 0,
+                   min_item_count: int = 1) -> Vocabulary:
+  """Keeps the `max_categories` most frequent categories (and items) of `table`.
 
-  Pass the training users' table only, so that validation and test categories are
-  unseen exactly when they would be unseen in deployment. Categories seen fewer than
-  `min_count` times are left out; equal counts are ranked by ascending id.
+  Pass the training split's table only, so that validation and test categories and
+  items are unseen exactly when they would be unseen in deployment. Categories seen
+  fewer than `min_count` times are left out; equal counts are ranked by ascending id.
+
+  Args:
+    item_encoding: 'none' (no item field), 'vocab' (the `max_items` most frequent
+      items seen `min_item_count`+ times, others to the out-of-vocabulary token 0)
+      or 'hash' (`max_items` hash buckets; nothing is fitted).
   """
-  if max_categories < 0 or min_count < 1:
-    raise ValueError(f'Need max_categories >= 0 and min_count >= 1, got '
-                     f'{max_categories} and {min_count}.')
-  ids, counts = np.unique(table.category, return_counts=True)
-  ids, counts = ids[counts >= min_count], counts[counts >= min_count]
-  most_frequent = np.lexsort((ids, -counts))[:max_categories]
-  vocab = Vocabulary(categories=np.sort(ids[most_frequent]),
-                     num_gap_buckets=num_gap_buckets, utc_offset_hours=utc_offset_hours)
-  logging.info('Vocabulary: %d of %d categories kept (min_count %d).',
-               len(vocab.categories), len(np.unique(table.category)), min_count)
+  if max_categories < 0 or min_count < 1 or min_item_count < 1:
+    raise ValueError(f'Need max_categories >= 0 and min counts >= 1, got '
+                     f'{max_categories}, {min_count} and {min_item_count}.')
+  if item_encoding not in ITEM_ENCODINGS:
+    raise ValueError(f'item_encoding must be one of {ITEM_ENCODINGS}, got '
+                     f'{item_encoding!r}.')
+  if item_encoding != 'none' and max_items < 1:
+    raise ValueError(f'item_encoding {item_encoding!r} needs max_items >= 1.')
+  items = None
+  if item_encoding == 'vocab':
+    items = _most_frequent(table.item, max_items, min_item_count)
+  vocab = Vocabulary(categories=_most_frequent(table.category, max_categories, min_count),
+                     num_gap_buckets=num_gap_buckets, utc_offset_hours=utc_offset_hours,
+                     num_event_types=num_event_types, items=items,
+                     item_hash_buckets=max_items if item_encoding == 'hash' else 0)
+  logging.info('Vocabulary: %d of %d categories kept (min_count %d)%s.',
+               len(vocab.categories), len(np.unique(table.category)), min_count,
+               '' if items is None else f', {len(items)} items')
   return vocab
+
+
+def _gap_buckets(table: events.EventTable, same_user: np.ndarray,
+                 num_buckets: int) -> np.ndarray:
+  """[events] int32 log2 gap bucket; 0 at each user's first event."""
+  gap_seconds = np.zeros(len(table), dtype=np.float64)
+  gap_seconds[1:] = table.timestamp[1:] - table.timestamp[:-1]
+  # frexp is exact, unlike log2: 1 + gap = mantissa * 2**exponent with the
+  # mantissa in [0.5, 1), so floor(log2(1 + gap)) = exponent - 1.
+  np.maximum(gap_seconds, 0, out=gap_seconds)
+  gap_seconds += 1.0
+  _, exponent = np.frexp(gap_seconds)
+  del gap_seconds
+  np.minimum(exponent, num_buckets - 1, out=exponent)
+  exponent[~same_user] = 0
+  return exponent.astype(np.int32, copy=False)
+
+
+def _field_encoders(table: events.EventTable, vocab: Vocabulary, same_user: np.ndarray):
+  """Field -> a function computing its [events] int32 tokens, one field at a time."""
+  def hour():
+    local = table.timestamp + vocab.utc_offset_hours * 3600
+    return ((local // 3600) % 24).astype(np.int32)
+
+  encoders = {
+      'item_relation': lambda: item_relation(table, same_user),
+      'event_type': lambda: table.event_type.astype(np.int32),
+      'category': lambda: vocab.category_bucket(table.category),
+      'gap': lambda: _gap_buckets(table, same_user, vocab.num_gap_buckets),
+      'hour': hour,
+  }
+  if vocab.has_items:
+    encoders['item'] = lambda: vocab.item_bucket(table.item)
+  return encoders
+
+
+def _same_user(table: events.EventTable) -> np.ndarray:
+  same_user = np.zeros(len(table), dtype=bool)
+  np.equal(table.user[1:], table.user[:-1], out=same_user[1:])
+  return same_user
 
 
 def encode_events(table: events.EventTable, vocab: Vocabulary) -> dict[str, np.ndarray]:
   """Field -> [events] int32 tokens of a table sorted by (user, timestamp)."""
-  same_user = np.zeros(len(table), dtype=bool)
-  same_user[1:] = table.user[1:] == table.user[:-1]
-  gap_seconds = np.zeros(len(table), dtype=np.int64)
-  gap_seconds[1:] = table.timestamp[1:] - table.timestamp[:-1]
-
-  # frexp is exact, unlike log2: 1 + gap = mantissa * 2**exponent with the
-  # mantissa in [0.5, 1), so floor(log2(1 + gap)) = exponent - 1.
-  _, exponent = np.frexp(1.0 + np.maximum(gap_seconds, 0))
-  gap = np.minimum(exponent, vocab.num_gap_buckets - 1)
-  gap = np.where(same_user, gap, 0)
-
-  local = table.timestamp + vocab.utc_offset_hours * 3600
-  return {
-      'item_relation': item_relation(table, same_user),
-      'event_type': table.event_type.astype(np.int32),
-      'category': vocab.category_bucket(table.category),
-      'gap': gap.astype(np.int32),
-      'hour': ((local // 3600) % 24).astype(np.int32),
-  }
-
-
-def _first_occurrences(keys: tuple[np.ndarray, ...]) -> np.ndarray:
-  """[events] bool: True where the row's key tuple appears for the first time.
-
-  Rows are taken in table order, which is time order within each user.
-  """
-  order = np.lexsort((np.arange(len(keys[0])),) + keys[::-1])
-  new_group = np.ones(len(order), dtype=bool)
-  new_group[1:] = np.any([key[order][1:] != key[order][:-1] for key in keys], axis=0)
-  first = np.empty(len(order), dtype=bool)
-  first[order] = new_group
-  return first
+  same_user = _same_user(table)
+  return {field: encode() for field, encode in
+          _field_encoders(table, vocab, same_user).items()}
 
 
 def item_relation(table: events.EventTable, same_user: np.ndarray) -> np.ndarray:
   """[events] int32 relation of each event to its user's item history.
 
   The table must be sorted by (user, timestamp); see the module docstring for
-  the five values.
+  the five values. One stable sort by (user, item, event type) finds both the
+  first touch of each (user, item) and the first action of each triple.
   """
-  first_touch = _first_occurrences((table.user, table.item))
-  first_action = _first_occurrences((table.user, table.item, table.event_type))
-  same_item = np.zeros(len(table), dtype=bool)
+  rows = len(table)
+  if rows == 0:
+    return np.zeros(0, np.int32)
+  user = np.cumsum(~same_user) - 1
+  item_span = int(table.item.max()) - int(table.item.min()) + 1
+  num_types = int(table.event_type.max()) + 1
+  if int(user[-1] + 1) * item_span * num_types < 2**62:
+    key = (user * item_span + (table.item - table.item.min())) * num_types
+    key += table.event_type
+    order = np.argsort(key, kind='stable')
+    del key
+  else:
+    order = np.lexsort((table.event_type, table.item, user))
+
+  # Triples and pairs change between neighbours of the sorted order.
+  sorted_user, sorted_item = user[order], table.item[order]
+  new_pair = np.ones(rows, dtype=bool)
+  new_pair[1:] = (sorted_user[1:] != sorted_user[:-1]) | (sorted_item[1:] != sorted_item[:-1])
+  del sorted_user, sorted_item, user
+  sorted_type = table.event_type[order]
+  new_triple = new_pair.copy()
+  new_triple[1:] |= sorted_type[1:] != sorted_type[:-1]
+  del sorted_type
+
+  first_action = np.zeros(rows, dtype=bool)
+  first_action[order[new_triple]] = True
+  first_touch = np.zeros(rows, dtype=bool)
+  first_touch[np.minimum.reduceat(order, np.flatnonzero(new_pair))] = True
+  del order, new_pair, new_triple
+
+  relation = np.full(rows, SEEN_ITEM, dtype=np.int32)
+  same_item = np.zeros(rows, dtype=bool)
   same_item[1:] = same_user[1:] & (table.item[1:] == table.item[:-1])
-  relation = np.where(same_item, SAME_ITEM, SEEN_ITEM)
-  relation = np.where(first_action, relation, relation + (SAME_ITEM_REPEATED - SAME_ITEM))
-  return np.where(first_touch, NEW_ITEM, relation).astype(np.int32)
+  relation[same_item] = SAME_ITEM
+  relation[~first_action] += SAME_ITEM_REPEATED - SAME_ITEM
+  relation[first_touch] = NEW_ITEM
+  return relation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,11 +362,14 @@ class Windows:
     return counts
 
 
-def _window_labels(window: np.ndarray, kind: np.ndarray, num_windows: int,
+def _window_labels(event_kind: np.ndarray, mask: np.ndarray,
                    label_min_fraction: float) -> np.ndarray:
-  """[windows] int8 labels from the [events] window index and kind of each event."""
+  """[windows] int8 labels from the [windows, time] kinds of the events."""
+  num_windows = len(event_kind)
   num_kinds = len(events.ANOMALY_KINDS)
-  per_kind = np.bincount(window * num_kinds + kind, minlength=num_windows * num_kinds)
+  rows = np.broadcast_to(np.arange(num_windows)[:, None], mask.shape)[mask]
+  per_kind = np.bincount(rows * num_kinds + event_kind[mask],
+                         minlength=num_windows * num_kinds)
   per_kind = per_kind.reshape(num_windows, num_kinds)
   real = per_kind.sum(axis=1)
   injected = real - per_kind[:, events.NORMAL]
@@ -253,62 +381,107 @@ def _window_labels(window: np.ndarray, kind: np.ndarray, num_windows: int,
   return np.where(injected == 0, events.NORMAL, labels).astype(np.int8)
 
 
+def plan_windows(starts: np.ndarray, length: int,
+                 stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Where each window of each sequence begins and how many events it holds.
+
+  A sequence of n events gets windows at offsets 0, stride, 2 * stride, ... until one
+  reaches its last event: 1 + ceil(max(n - length, 0) / stride) windows, the last of
+  them possibly shorter than `length`. Long sequences are cut, never dropped.
+
+  Args:
+    starts: [events] bool, True at each sequence's first event.
+
+  Returns:
+    first_row: [windows] int64 table row of each window's first event.
+    size: [windows] int64 real events in each window.
+    sequence: [windows] int64 index of each window's sequence.
+  """
+  first = np.flatnonzero(starts)
+  lengths = np.diff(np.append(first, len(starts)))
+  per_sequence = 1 + (np.maximum(lengths - length, 0) + stride - 1) // stride
+  sequence = np.repeat(np.arange(len(first)), per_sequence)
+  window_in_sequence = np.arange(len(sequence)) - np.repeat(
+      np.cumsum(per_sequence) - per_sequence, per_sequence)
+  offset = window_in_sequence * stride
+  size = np.minimum(length, lengths[sequence] - offset)
+  return first[sequence] + offset, size, sequence
+
+
 def make_windows(table: events.EventTable, vocab: Vocabulary, *, length: int,
-                 min_events: int = 1, label_min_fraction: float = 0.25) -> Windows:
-  """Cuts every user's events into windows of `length` events.
+                 min_events: int = 1, label_min_fraction: float = 0.25,
+                 stride: int | None = None, unit: str = 'user',
+                 session_gap_seconds: int = sessions.DEFAULT_GAP_SECONDS) -> Windows:
+  """Cuts every sequence (user history or session) into windows of `length` events.
 
   Args:
     table: events sorted by (user, timestamp).
     vocab: the token mapping.
     length: events per window.
-    min_events: windows with fewer real events (only a user's last one can have
-      fewer than `length`) are dropped.
+    min_events: windows with fewer real events are dropped; shorter ones are padded.
     label_min_fraction: a window whose share of injected events reaches this gets the
       most frequent injected kind as label; a smaller non-zero share gets `AMBIGUOUS`.
+    stride: events between the starts of consecutive windows of a sequence; None or
+      `length` gives back-to-back windows, less gives overlapping ones.
+    unit: 'user' (a window never mixes users) or 'session' (nor sessions), see
+      `seqad.data.sessions`.
+    session_gap_seconds: the inactivity gap that ends a session.
 
   Returns:
     The windows, grouped by user in ascending raw id order, each user's in time order.
   """
+  stride = length if stride is None else stride
   if not table.is_sorted():
     raise ValueError('make_windows needs a table sorted by (user, timestamp); '
                      'call table.sort() first.')
-  if length < 1 or not 1 <= min_events <= length:
-    raise ValueError(f'Need length >= 1 and 1 <= min_events <= length, got '
-                     f'length={length}, min_events={min_events}.')
+  if length < 1 or not 1 <= min_events <= length or not 1 <= stride <= length:
+    raise ValueError(f'Need length >= 1, 1 <= min_events <= length and 1 <= stride <= '
+                     f'length, got length={length}, min_events={min_events}, '
+                     f'stride={stride}.')
 
-  # Rows of a user are contiguous, so an event's position within its user is its
-  # row minus the user's first row.
-  users, first_row, user_of_event, events_per_user = np.unique(
-      table.user, return_index=True, return_inverse=True, return_counts=True)
-  position = np.arange(len(table)) - first_row[user_of_event]
-  windows_per_user = -(-events_per_user // length)
-  first_window = np.cumsum(windows_per_user) - windows_per_user
-  window = first_window[user_of_event] + position // length
-  slot = position % length
-  num_windows = int(windows_per_user.sum())
+  starts = sessions.sequence_starts(table, unit, session_gap_seconds)
+  first_row, size, _ = plan_windows(starts, length, stride)
+  short = size < min_events
+  dropped_events = int(size[short].sum())
+  first_row, size = first_row[~short], size[~short]
+  num_windows = len(first_row)
 
-  mask = np.zeros((num_windows, length), dtype=bool)
-  mask[window, slot] = True
-  event_kind = np.zeros((num_windows, length), dtype=np.int8)
-  event_kind[window, slot] = table.kind
+  same_user = _same_user(table)
+  window_user = (np.cumsum(~same_user) - 1)[first_row].astype(np.int32)
+  mask = np.arange(length)[None, :] < size[:, None]
+  if stride == length:
+    # Every event lies in at most one window: scatter rows to their slots.
+    window_of_row = np.full(len(table), -1, dtype=np.int64)
+    window_of_row[first_row] = np.arange(num_windows)
+    window_of_row = np.maximum.accumulate(window_of_row) if len(table) else window_of_row
+    slot = np.arange(len(table)) - first_row[np.maximum(window_of_row, 0)]
+    inside = (window_of_row >= 0) & (slot < length)
+    inside[inside] = slot[inside] < size[window_of_row[inside]]
+    rows = np.flatnonzero(inside)
+    flat = window_of_row[rows] * length + slot[rows]
+    del window_of_row, slot, inside
+    def place(values, dtype):
+      out = np.zeros(num_windows * length, dtype=dtype)
+      out[flat] = values[rows]
+      return out.reshape(num_windows, length)
+  else:
+    # Overlapping windows share events: gather each slot's row.
+    index = np.where(mask, first_row[:, None] + np.arange(length)[None, :], 0)
+    def place(values, dtype):
+      return np.where(mask, values[index], 0).astype(dtype, copy=False)
+
+  event_kind = place(table.kind, np.int8)
   tokens = {}
-  for field, values in encode_events(table, vocab).items():
-    tokens[field] = np.zeros((num_windows, length), dtype=np.int32)
-    tokens[field][window, slot] = values
-
-  window_user = np.repeat(np.arange(len(users), dtype=np.int32), windows_per_user)
-  labels = _window_labels(window, table.kind.astype(np.int64), num_windows,
-                          label_min_fraction)
+  for field, encode in _field_encoders(table, vocab, same_user).items():
+    tokens[field] = place(encode(), np.int32)
+  labels = _window_labels(event_kind, mask, label_min_fraction)
   result = Windows(tokens=tokens, mask=mask, event_kind=event_kind, kind=labels,
                    user_index=window_user)
 
-  real_events = mask.sum(axis=1)
-  short = real_events < min_events
-  if np.any(short):
-    result = result.take(~short)
-  padding = 1 - mask[~short].sum() / max(mask[~short].size, 1)
-  logging.info('Windows of %d events: %d windows from %d users, %d short windows '
-               'dropped (%d events), padding %.1f%%.', length, len(result), len(users),
-               np.count_nonzero(short), real_events[short].sum(), 100 * padding)
+  padding = 1 - mask.sum() / max(mask.size, 1)
+  logging.info('Windows of %d events (stride %d, per %s): %d windows from %d '
+               'sequences, %d short windows dropped (%d events), padding %.1f%%.',
+               length, stride, unit, len(result), int(starts.sum()),
+               int(np.count_nonzero(short)), dropped_events, 100 * padding)
   logging.info('Windows per kind: %s', result.counts())
   return result
