@@ -22,7 +22,8 @@ EVENT_TYPES = ('view', 'cart', 'fav', 'buy')
 VIEW, CART, FAV, BUY = range(len(EVENT_TYPES))
 
 # Anomaly kinds; index 0 is the genuine (normal) label.
-ANOMALY_KINDS = ('normal', 'click_bot', 'order_brushing', 'account_takeover')
+ANOMALY_KINDS = ('normal', 'click_bot', 'order_brushing', 'account_takeover',
+                 'scraper', 'cart_farming', 'order_anomaly')
 NORMAL = 0
 
 _COLUMN_DTYPES = {
