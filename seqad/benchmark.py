@@ -44,6 +44,7 @@ _CLASSICAL = {
     'rules-val': (rules.ValidationRuleDetector, False),
     'ecod': (classical.ECODDetector, False),
 }
+CLASSICAL_DETECTORS = tuple(_CLASSICAL)
 
 
 def make_detector(name: str, vocab_sizes: dict[str, int],

@@ -11,7 +11,7 @@ rows (one per anomaly kind) are appended atomically to `results.jsonl` with:
 A rerun of the same command reads `results.jsonl` and skips every cell whose
 key and config hash are already there, so a suite killed half-way resumes where
 it stopped and loses nothing; changing a setting changes the hash and reruns
-the cells it affects. `alerts.jsonl` collects the cells' explained top alerts
+the cells it affects (a detector's own section only affects its cells). `alerts.jsonl` collects the cells' explained top alerts
 (appended before the cell's result rows, which mark the cell finished), and
 `leaderboard.md` is rebuilt from the finished cells of the current grid at the
 end: mean ± std over seeds and win rates (seqad/summary.py).
@@ -38,6 +38,7 @@ from seqad import io
 from seqad import summary
 from seqad.data import anomalies
 from seqad.data import dataset
+from seqad.detectors import neural
 
 _LIBRARIES = ('jax', 'flax', 'optax', 'numpy', 'scipy', 'scikit-learn', 'pyod', 'pandas')
 _NO_CAMOUFLAGE = '-'
@@ -79,10 +80,25 @@ def cell_config(config: ml_collections.ConfigDict, data_name: str, kinds: str,
   return cell
 
 
+def _detector_sections(name: str) -> set[str]:
+  """The config sections detector `name` reads (see benchmark.make_detector)."""
+  if neural.parse_name(name):
+    return {'neural', 'neural_overrides'}
+  return {name.replace('-', '_')}
+
+
 def config_hash(config: ml_collections.ConfigDict, detector: str) -> str:
-  """SHA-256 (16 hex digits) of the configuration one detector's cell runs with."""
-  resolved = config.to_dict()
-  resolved['detectors'] = [detector]
+  """SHA-256 (16 hex digits) of the configuration one detector's cell runs with.
+
+  Other detectors' sections are left out, so tuning one detector reruns its
+  cells only.
+  """
+  others = {'neural', 'neural_overrides'} | {
+      name.replace('-', '_') for name in benchmark.CLASSICAL_DETECTORS}
+  others -= _detector_sections(detector)
+  resolved = {k: v for k, v in config.to_dict().items()
+              if k not in others and k != 'detectors'}
+  resolved['detector'] = detector
   text = json.dumps(resolved, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -86,11 +86,16 @@ def test_changing_the_config_reruns_the_cells(tmp_path):
   config = _tiny_suite()
   config.suite.settings = ('clean',)
   config.suite.seeds = (0,)
-  config.detectors = ('rules',)
-  before = suite.plan(config)[0]['cells'][0]
+  config.detectors = ('rules', 'pca', 'lstm-next')
+  before = suite.plan(config)[0]['cells']
   config.rules.quantile = 0.95
-  after = suite.plan(config)[0]['cells'][0]
-  assert before[1] == after[1] and before[2] != after[2]
+  config.neural.num_steps += 1
+  after = suite.plan(config)[0]['cells']
+  assert [cell[1] for cell in before] == [cell[1] for cell in after]
+  changed = [b[2] != a[2] for b, a in zip(before, after)]
+  assert changed == [True, False, True]  # pca's own section did not change.
+  config.data.min_events = 5  # Shared fields change every cell.
+  assert not set(c[2] for c in after) & set(c[2] for c in suite.plan(config)[0]['cells'])
 
 
 def test_aggregate_mean_std_and_interval():
