@@ -43,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.evaluation.events_per_alert = 5  # Highest-scoring events per alert.
 
   config.data = ml_collections.ConfigDict()
-  config.data.source = 'simulator'  # 'simulator', 'taobao' or 'diginetica'.
+  config.data.source = 'simulator'  # 'simulator' or a file: seqad/data/sources.py.
   config.data.path = ''  # The data file when the source is not the simulator.
   config.data.split = (0.6, 0.2, 0.2)  # Train / validation / test fractions of users.
   config.data.train_contamination = 0.0  # Victims per kind among training users.
@@ -57,6 +57,33 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.min_category_count = 5  # Rarer training categories go to the OOV bucket.
   config.data.num_gap_buckets = 16  # Log2 time-gap buckets (bucket 0 = first event).
   config.data.utc_offset_hours = 8  # Local time of the logs (China) for hour of day.
+  config.data.max_rows = 0  # Read only the first rows of a file (0: all of it).
+  config.data.cache_dir = ''  # Loaded-file cache: '' ~/.cache/seqad/data, 'none' off.
+  config.data.window_unit = 'user'  # Windows within a 'user' history or a 'session'.
+  config.data.window_stride = 0  # Events between window starts (0: window_length).
+  config.data.session_gap_minutes = 30  # Inactivity that ends a session.
+  config.data.split_by = 'user'  # 'user' (disjoint users) or 'time' (later days test).
+  config.data.item_encoding = 'none'  # Item field: 'none', 'vocab' (top items), 'hash'.
+  config.data.max_items = 0  # Item vocabulary size or hash buckets.
+  config.data.min_item_count = 2  # Rarer training items go to the OOV bucket.
+  config.data.labels_path = ''  # Labels file (seqad/data/labels.py): no injection.
+  config.data.labels_string_ids = False  # The labels' ids are strings (hashed).
+  config.data.unlabelled_normal = False  # Ids missing from the labels are normal.
+  # Column mapping of the 'csv' and 'parquet' sources (seqad/data/tabular.py).
+  config.data.table = ml_collections.ConfigDict()
+  config.data.table.columns = ml_collections.ConfigDict({
+      role: '' for role in ('user', 'session', 'time', 'time_offset', 'event', 'item',
+                            'category')})  # Role -> column name; '' = absent.
+  config.data.table.header = True  # The first line names the columns.
+  config.data.table.names = ''  # Comma-separated column names when there is no header.
+  config.data.table.delimiter = ','  # CSV field separator.
+  config.data.table.time_unit = 's'  # 's', 'ms', 'iso' or 'date'.
+  config.data.table.time_offset_unit = 'ms'  # Unit of the time_offset column.
+  config.data.table.event_map = ''  # 'raw:type,...' onto view/cart/fav/buy or new types.
+  config.data.table.keep_unknown_events = True  # Unmapped names become own types.
+  config.data.table.default_event = 'view'  # Type of every row without an event column.
+  config.data.table.string_ids = ''  # Roles whose ids are strings, e.g. 'user,item'.
+  config.data.table.extras = ''  # Further columns to keep, e.g. 'price,shop'.
 
   # Every field of the simulator and the injectors, documented in their modules.
   # The simulator's defaults are fitted on the Taobao slice (seqad/data/params/).

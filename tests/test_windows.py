@@ -234,3 +234,75 @@ def test_item_relation_marks_new_same_seen_and_repeated():
       category=[1, 1, 1])
   assert windows.encode_events(table, vocab)['item_relation'].tolist() == [
       new, new, seen_again]
+
+
+def _one_user(num_events, gaps=None):
+  timestamp = BASE + (np.arange(num_events) * 10 if gaps is None else np.cumsum(gaps))
+  return _table(np.full(num_events, 4), timestamp, np.arange(num_events) % 3 + 5)
+
+
+def test_long_histories_are_cut_and_short_ones_padded_down_to_min_events():
+  vocab = windows.Vocabulary(categories=np.array([5, 6, 7]))
+  table = events.EventTable.concatenate([
+      _one_user(150), _table([9, 9], BASE + np.arange(2)), _table([11], [BASE])])
+  result = windows.make_windows(table, vocab, length=64, min_events=2)
+  # 150 events: 64 + 64 + 22; user 9's two events padded; user 11's one dropped.
+  assert result.mask.sum(axis=1).tolist() == [64, 64, 22, 2]
+  assert result.user_index.tolist() == [0, 0, 0, 1]
+
+
+def test_overlapping_windows_slide_by_the_stride():
+  vocab = windows.Vocabulary(categories=np.array([5, 6, 7]))
+  table = _one_user(11)
+  result = windows.make_windows(table, vocab, length=4, stride=3)
+  # Starts 0, 3, 6 and 9: the last window reaches the final event, padded.
+  assert result.mask.sum(axis=1).tolist() == [4, 4, 4, 2]
+  expected = windows.encode_events(table, vocab)['event_type']
+  for row, start in enumerate([0, 3, 6, 9]):
+    real = result.mask[row]
+    assert result.tokens['event_type'][row, real].tolist() == (
+        expected[start:start + 4].tolist())
+  back_to_back = windows.make_windows(table, vocab, length=4, stride=4)
+  default = windows.make_windows(table, vocab, length=4)
+  assert np.array_equal(back_to_back.mask, default.mask)
+  with pytest.raises(ValueError, match='stride'):
+    windows.make_windows(table, vocab, length=4, stride=5)
+
+
+def test_session_windows_break_at_inactivity_gaps():
+  vocab = windows.Vocabulary(categories=np.array([5, 6, 7]))
+  # Gaps of 1 min, 31 min (new session), 29 min, 2 h (new session).
+  table = _one_user(5, gaps=[0, 60, 31 * 60, 29 * 60, 7200])
+  by_session = windows.make_windows(table, vocab, length=8, unit='session')
+  assert by_session.mask.sum(axis=1).tolist() == [2, 2, 1]
+  by_user = windows.make_windows(table, vocab, length=8)
+  assert by_user.mask.sum(axis=1).tolist() == [5]
+  longer_gap = windows.make_windows(table, vocab, length=8, unit='session',
+                                    session_gap_seconds=3 * 3600)
+  assert longer_gap.mask.sum(axis=1).tolist() == [5]
+  # The gap token still measures the pause before a session's first event.
+  assert by_session.tokens['gap'][1, 0] == 1 + int(np.log2(1 + 31 * 60))
+
+
+def test_item_buckets_by_vocabulary_or_hash():
+  user = [1] * 6 + [2] * 2
+  item = [70, 70, 70, 80, 80, 90, 70, 99]
+  table = events.EventTable.from_columns(
+      user=user, timestamp=BASE + np.arange(8), event_type=np.zeros(8),
+      item=item, category=np.full(8, 5))
+  train = table.select_users(np.array([1]))
+  vocab = windows.fit_vocabulary(train, max_categories=4, item_encoding='vocab',
+                                 max_items=10, min_item_count=2)
+  assert vocab.items.tolist() == [70, 80] and vocab.sizes()['item'] == 3
+  tokens = windows.encode_events(table, vocab)['item']
+  assert tokens.tolist() == [1, 1, 1, 2, 2, 0, 1, 0]  # 90 and 99 are out of vocab.
+
+  hashed = windows.fit_vocabulary(train, max_categories=4, item_encoding='hash',
+                                  max_items=16)
+  assert hashed.sizes()['item'] == 17
+  buckets = windows.encode_events(table, hashed)['item']
+  assert buckets.min() >= 1 and buckets.max() <= 16
+  assert len(set(buckets[[0, 1, 2, 6]].tolist())) == 1  # Same item, same bucket.
+  restored = windows.Vocabulary.from_dict(json.loads(json.dumps(hashed.to_dict())))
+  assert restored.sizes() == hashed.sizes()
+  assert 'item' not in windows.fit_vocabulary(train, max_categories=4).sizes()

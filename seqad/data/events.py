@@ -20,10 +20,13 @@ import numpy as np
 # Event types shared by all sources; loaders map their own names onto these.
 EVENT_TYPES = ('view', 'cart', 'fav', 'buy')
 VIEW, CART, FAV, BUY = range(len(EVENT_TYPES))
+# A source may add types of its own after these, up to this many in all.
+MAX_EVENT_TYPES = 127
 
 # Anomaly kinds; index 0 is the genuine (normal) label.
 ANOMALY_KINDS = ('normal', 'click_bot', 'order_brushing', 'account_takeover',
-                 'scraper', 'cart_farming', 'order_anomaly')
+                 'scraper', 'cart_farming', 'order_anomaly',
+                 'labelled')  # 'labelled': from a labels file that names no kind.
 NORMAL = 0
 
 _COLUMN_DTYPES = {
@@ -66,7 +69,7 @@ class EventTable:
             f'EventTable.{name} must be a 1-D {np.dtype(dtype).name} array, '
             f'got {column.ndim}-D {column.dtype}.')
     if len(self.event_type) and (
-        self.event_type.min() < 0 or self.event_type.max() >= len(EVENT_TYPES)):
+        self.event_type.min() < 0 or self.event_type.max() >= MAX_EVENT_TYPES):
       raise ValueError('EventTable.event_type holds an unknown event type.')
     if len(self.kind) and (
         self.kind.min() < 0 or self.kind.max() >= len(ANOMALY_KINDS)):

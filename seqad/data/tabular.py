@@ -43,7 +43,7 @@ DROP_REASONS = ('malformed', 'unknown_event_type', 'bad_timestamp',
 REPAIR_REASONS = ('unsorted',)
 ROLES = ('user', 'session', 'time', 'time_offset', 'event', 'item', 'category')
 TIME_UNITS = ('s', 'ms', 'iso', 'date')
-MAX_EVENT_TYPES = 127  # event_type is int8.
+MAX_EVENT_TYPES = events.MAX_EVENT_TYPES
 
 _INTEGER_PATTERN = r'^[+-]?[0-9]{1,18}$'
 _NAN_NAMES = ('nan', 'NaN', 'NAN', 'NA', 'null', 'NULL', 'None')
@@ -164,7 +164,7 @@ class Loaded:
     report: the load report.
     extras: extra column name -> [events] float64, in table order.
     owners: [events] int64 owning user of each event when the format has both a
-      session and a user column, else None.
+      session and a user column, else None; -1 - session where the user is missing.
   """
 
   table: events.EventTable
@@ -446,7 +446,11 @@ def _parse_batch(batch: pa.RecordBatch, fmt: Format, parse_time: _TimeParser,
       continue
     parse = _hash_strings if role in fmt.string_ids else parse_integers
     columns[key], valid = parse(batch.column(fmt.columns[role]))
-    malformed |= ~valid
+    if key == 'owner':
+      # Anonymous sessions (no user id) are owned by themselves.
+      columns[key] = np.where(valid, columns[key], -1 - columns['user'])
+    else:
+      malformed |= ~valid
 
   columns['time'], time_malformed, bad_time = parse_time(batch)
   malformed |= time_malformed
