@@ -306,3 +306,15 @@ def test_item_buckets_by_vocabulary_or_hash():
   restored = windows.Vocabulary.from_dict(json.loads(json.dumps(hashed.to_dict())))
   assert restored.sizes() == hashed.sizes()
   assert 'item' not in windows.fit_vocabulary(train, max_categories=4).sizes()
+
+
+def test_dense_and_sorted_lookups_agree():
+  rng = np.random.default_rng(0)
+  ids = np.unique(rng.integers(0, 5000, 300))
+  raw = rng.integers(-10, 6000, 5000)
+  dense = windows._lookup(ids, raw)  # Large enough for the dense table.
+  index = np.searchsorted(ids, raw)
+  found = (index < len(ids)) & (ids[np.minimum(index, len(ids) - 1)] == raw)
+  np.testing.assert_array_equal(dense, np.where(found, index + 1, 0))
+  far = windows._lookup(ids * 10**9, raw * 10**9)  # Too sparse: binary search.
+  np.testing.assert_array_equal(far, dense)

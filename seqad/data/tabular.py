@@ -222,17 +222,19 @@ def _csv_header(path: str, fmt: Format) -> list[str]:
 
 
 def _csv_batches(path: str, fmt: Format, lines: _Lines, max_rows: int | None,
-                 typed: bool) -> Iterator[pa.RecordBatch]:
+                 typed: bool, threads: bool) -> Iterator[pa.RecordBatch]:
   """The CSV's needed columns in blocks.
 
   With `typed`, integer columns are converted by the CSV reader itself, which is
   fastest but fails on the first bad value; otherwise every column is read as
-  strings and checked value by value.
+  strings and checked value by value. With `threads` the reader uses every core
+  but cannot tell the line of a row with the wrong number of fields.
   """
   names = _csv_header(path, fmt)
 
   def on_invalid(row) -> str:
-    lines.skipped.append(row.number)
+    # The threaded reader does not know the line: None asks for a re-read.
+    lines.skipped.append(row.number if row.number and row.number > 0 else None)
     return 'skip'
 
   types = {name: pa.string() for name in fmt.needed_columns()}
@@ -246,7 +248,7 @@ def _csv_batches(path: str, fmt: Format, lines: _Lines, max_rows: int | None,
   reader = pa_csv.open_csv(
       source,
       read_options=pa_csv.ReadOptions(
-          column_names=None if fmt.header else names, use_threads=False,
+          column_names=None if fmt.header else names, use_threads=threads,
           block_size=_BLOCK_BYTES),
       parse_options=pa_csv.ParseOptions(delimiter=fmt.delimiter,
                                         invalid_row_handler=on_invalid,
@@ -419,7 +421,7 @@ class _EventMapper:
       if name not in self.index and self.fmt.keep_unknown_events and name:
         self.index[name] = self.type_of(name)
       lookup.append(self.index.get(name, -1))
-    codes = np.append(np.asarray(lookup, np.int64), -1)
+    codes = np.append(np.asarray(lookup, np.int8), -1).astype(np.int8)
     indices = np.asarray(encoded.indices.fill_null(-1))
     return codes[indices], missing
 
@@ -577,18 +579,30 @@ def read_events(path: str | os.PathLike, fmt: Format, *,
     raise ValueError(f'max_rows must be positive or None, got {max_rows}.')
   _check_file(path, fmt)
   parquet = path.endswith(('.parquet', '.pq'))
-  for typed in (True, False):
+  # Fastest first: typed columns on every core; then one thread, which knows the
+  # line of a row with the wrong field count; then text, checked value by value.
+  attempts = [(True, True), (True, False), (False, False)]
+  while attempts:
+    typed, threads = attempts.pop(0)
     lines = _Lines(path, first_line=1 + int(fmt.header and not parquet))
     batches = (_parquet_batches(path, fmt, max_rows) if parquet
-               else _csv_batches(path, fmt, lines, max_rows, typed))
+               else _csv_batches(path, fmt, lines, max_rows, typed, threads))
     try:
       return _read_batches(path, fmt, lines, batches)
+    except _LinesUnknown:
+      logging.info('%s has rows with a wrong field count; reading it again on one '
+                   'thread to name their lines.', path)
     except pa.ArrowInvalid as error:
       # A value the fast typed reader cannot convert: read again, checking each.
       if parquet or not typed:
         raise ValueError(f'{path}: cannot read the file ({error}).') from None
       logging.info('%s has values that are not integers; reading it as text.', path)
+      attempts = [(False, False)]
   raise AssertionError('unreachable')
+
+
+class _LinesUnknown(Exception):
+  """The multi-threaded reader skipped a row without telling its line."""
 
 
 def _read_batches(path: str, fmt: Format, lines: _Lines,
@@ -598,6 +612,8 @@ def _read_batches(path: str, fmt: Format, lines: _Lines,
   parts, counts, rows = [], np.zeros(len(DROP_REASONS), np.int64), 0
   first_bad = {}
   for batch in batches:
+    if lines.skipped and lines.skipped[-1] is None:
+      raise _LinesUnknown()
     columns, reason = _parse_batch(batch, fmt, parse_time, map_events)
     if not parts:
       # Fail on the first block rather than after reading a large file.
@@ -615,6 +631,8 @@ def _read_batches(path: str, fmt: Format, lines: _Lines,
       columns = {name: values[keep] for name, values in columns.items()}
     parts.append(columns)
     rows += batch.num_rows
+  if lines.skipped and lines.skipped[-1] is None:
+    raise _LinesUnknown()
   first_value = first_bad.get('malformed')
   _check_mostly_malformed(path, fmt, lines, rows, int(counts[0]), None)
 

@@ -159,9 +159,20 @@ class Vocabulary:
     return (1 + _mix64(raw) % np.uint64(self.item_hash_buckets)).astype(np.int32)
 
 
+def _dense_enough(max_id: int, rows: int) -> bool:
+  """Whether a table indexed by id (max_id + 1 entries) is cheap next to `rows`."""
+  return max_id < 4 * rows + (1 << 20)
+
+
 def _lookup(ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
   """1 + rank of each raw id among the sorted `ids`, 0 where absent; int32."""
   raw = np.asarray(raw, dtype=np.int64)
+  if len(ids) and ids[0] >= 0 and raw.size > 1000 and _dense_enough(
+      int(ids[-1]), raw.size):
+    # Small non-negative ids: index a dense table instead of a binary search.
+    table = np.zeros(int(ids[-1]) + 2, dtype=np.int32)
+    table[ids] = np.arange(1, len(ids) + 1, dtype=np.int32)
+    return table[np.clip(raw, -1, int(ids[-1]) + 1)]
   index = np.searchsorted(ids, raw)
   found = index < len(ids)
   found[found] = ids[index[found]] == raw[found]
@@ -183,7 +194,12 @@ def _most_frequent(ids: np.ndarray, max_kept: int, min_count: int) -> np.ndarray
 
   Equal counts are ranked by ascending id.
   """
-  ids, counts = np.unique(ids, return_counts=True)
+  if len(ids) and ids.min() >= 0 and _dense_enough(int(ids.max()), len(ids)):
+    counts = np.bincount(ids)
+    ids = np.flatnonzero(counts)
+    counts = counts[ids]
+  else:
+    ids, counts = np.unique(ids, return_counts=True)
   ids, counts = ids[counts >= min_count], counts[counts >= min_count]
   return np.sort(ids[np.lexsort((ids, -counts))[:max_kept]])
 
@@ -244,8 +260,9 @@ def _gap_buckets(table: events.EventTable, same_user: np.ndarray,
 def _field_encoders(table: events.EventTable, vocab: Vocabulary, same_user: np.ndarray):
   """Field -> a function computing its [events] int32 tokens, one field at a time."""
   def hour():
-    local = table.timestamp + vocab.utc_offset_hours * 3600
-    return ((local // 3600) % 24).astype(np.int32)
+    # Seconds into the local day fit int32, whose division is cheaper.
+    day_second = ((table.timestamp + vocab.utc_offset_hours * 3600) % 86400)
+    return day_second.astype(np.int32) // 3600
 
   encoders = {
       'item_relation': lambda: item_relation(table, same_user),
@@ -282,27 +299,42 @@ def item_relation(table: events.EventTable, same_user: np.ndarray) -> np.ndarray
   rows = len(table)
   if rows == 0:
     return np.zeros(0, np.int32)
-  user = np.cumsum(~same_user) - 1
-  item_span = int(table.item.max()) - int(table.item.min()) + 1
+  item_min = int(table.item.min())
+  item_span = int(table.item.max()) - item_min + 1
   num_types = int(table.event_type.max()) + 1
-  if int(user[-1] + 1) * item_span * num_types < 2**62:
-    key = (user * item_span + (table.item - table.item.min())) * num_types
+  num_users = rows - int(np.count_nonzero(same_user))
+  if num_users * item_span * num_types < 2**62:
+    # One int64 key per event, built in place: (user, item, type) in mixed radix.
+    key = np.cumsum(~same_user, dtype=np.int64)
+    key -= 1
+    key *= item_span
+    key += table.item
+    key -= item_min
+    key *= num_types
     key += table.event_type
     order = np.argsort(key, kind='stable')
+    sorted_key = key[order]
     del key
+    new_triple = np.ones(rows, dtype=bool)
+    np.not_equal(sorted_key[1:], sorted_key[:-1], out=new_triple[1:])
+    sorted_key //= num_types
+    new_pair = np.ones(rows, dtype=bool)
+    np.not_equal(sorted_key[1:], sorted_key[:-1], out=new_pair[1:])
+    del sorted_key
   else:
+    user = np.cumsum(~same_user) - 1
     order = np.lexsort((table.event_type, table.item, user))
+    sorted_user, sorted_item = user[order], table.item[order]
+    new_pair = np.ones(rows, dtype=bool)
+    new_pair[1:] = ((sorted_user[1:] != sorted_user[:-1]) |
+                    (sorted_item[1:] != sorted_item[:-1]))
+    del sorted_user, sorted_item, user
+    sorted_type = table.event_type[order]
+    new_triple = new_pair.copy()
+    new_triple[1:] |= sorted_type[1:] != sorted_type[:-1]
+    del sorted_type
 
-  # Triples and pairs change between neighbours of the sorted order.
-  sorted_user, sorted_item = user[order], table.item[order]
-  new_pair = np.ones(rows, dtype=bool)
-  new_pair[1:] = (sorted_user[1:] != sorted_user[:-1]) | (sorted_item[1:] != sorted_item[:-1])
-  del sorted_user, sorted_item, user
-  sorted_type = table.event_type[order]
-  new_triple = new_pair.copy()
-  new_triple[1:] |= sorted_type[1:] != sorted_type[:-1]
-  del sorted_type
-
+  # Stable order: the first row of each run is the earliest event of the run.
   first_action = np.zeros(rows, dtype=bool)
   first_action[order[new_triple]] = True
   first_touch = np.zeros(rows, dtype=bool)
@@ -447,29 +479,32 @@ def make_windows(table: events.EventTable, vocab: Vocabulary, *, length: int,
   num_windows = len(first_row)
 
   same_user = _same_user(table)
-  window_user = (np.cumsum(~same_user) - 1)[first_row].astype(np.int32)
+  user_first_row = np.flatnonzero(~same_user)
+  window_user = (np.searchsorted(user_first_row, first_row, side='right') - 1).astype(
+      np.int32)
   mask = np.arange(length)[None, :] < size[:, None]
   if stride == length:
-    # Every event lies in at most one window: scatter rows to their slots.
-    window_of_row = np.full(len(table), -1, dtype=np.int64)
-    window_of_row[first_row] = np.arange(num_windows)
-    window_of_row = np.maximum.accumulate(window_of_row) if len(table) else window_of_row
-    slot = np.arange(len(table)) - first_row[np.maximum(window_of_row, 0)]
-    inside = (window_of_row >= 0) & (slot < length)
-    inside[inside] = slot[inside] < size[window_of_row[inside]]
-    rows = np.flatnonzero(inside)
-    flat = window_of_row[rows] * length + slot[rows]
-    del window_of_row, slot, inside
+    # Windows are disjoint runs of rows: scatter each kept row to its slot.
+    total = int(size.sum())
+    slot = np.arange(total, dtype=np.int64)
+    slot -= np.repeat(np.cumsum(size) - size, size)
+    flat = np.repeat(np.arange(num_windows, dtype=np.int64) * length, size)
+    flat += slot
+    every_row = total == len(table)  # Then the kept rows are all rows, in order.
+    rows = None
+    if not every_row:
+      rows = np.repeat(first_row, size)
+      rows += slot
+    del slot
     def place(values, dtype):
       out = np.zeros(num_windows * length, dtype=dtype)
-      out[flat] = values[rows]
+      out[flat] = values if every_row else values[rows]
       return out.reshape(num_windows, length)
   else:
     # Overlapping windows share events: gather each slot's row.
     index = np.where(mask, first_row[:, None] + np.arange(length)[None, :], 0)
     def place(values, dtype):
       return np.where(mask, values[index], 0).astype(dtype, copy=False)
-
   event_kind = place(table.kind, np.int8)
   tokens = {}
   for field, encode in _field_encoders(table, vocab, same_user).items():
