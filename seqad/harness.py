@@ -229,6 +229,27 @@ def time_calls(call: Callable[[], Any], repeats: int, warmup: int = 2) -> np.nda
   return latencies
 
 
+def interleaved_latencies(calls: dict[str, Callable[[], Any]], rounds: int,
+                          repeats: int, warmup: int = 2,
+                          settle: int = 1) -> dict[str, np.ndarray]:
+  """Times several calls taking turns: `rounds` x (`repeats` calls of each, in order).
+
+  On a machine whose load changes over time, alternating the contenders in
+  short rounds exposes them to the same conditions, so their ratio is fairer
+  than from back-to-back runs. Each turn starts with `settle` untimed calls,
+  so that no contender pays for the one before it winding down (thread pools
+  that spin before sleeping, caches). Returns name -> [rounds * repeats] s.
+  """
+  for call in calls.values():
+    for _ in range(warmup):
+      jax.block_until_ready(call())
+  latencies = {name: [] for name in calls}
+  for _ in range(rounds):
+    for name, call in calls.items():
+      latencies[name].append(time_calls(call, repeats, warmup=settle))
+  return {name: np.concatenate(parts) for name, parts in latencies.items()}
+
+
 def time_function(fn: Callable, args: Sequence[Any], *, repeats: int, warmup: int = 2,
                   items_per_call: int = 1, flops: float | None = None,
                   **jit_kwargs) -> Timing:
@@ -276,6 +297,11 @@ class Stepper:
                   items_per_call, memory_stats(self.compiled))
 
 
+def default_matmul_size() -> int:
+  """Side of the peak matmul: big enough to saturate the default device."""
+  return 2048 if jax.default_backend() == 'cpu' else 8192
+
+
 def matmul_peak_flops(size: int | None = None, dtype=jnp.float32,
                       repeats: int = 5) -> dict:
   """The FLOP/s of a large square matmul on the default device: the peak to beat.
@@ -288,8 +314,7 @@ def matmul_peak_flops(size: int | None = None, dtype=jnp.float32,
   Returns:
     {'peak_flops_per_s', 'peak_matmul_size', 'peak_dtype'}.
   """
-  if size is None:
-    size = 2048 if jax.default_backend() == 'cpu' else 8192
+  size = size or default_matmul_size()
   keys = jax.random.split(jax.random.key(0))
   a = jax.random.normal(keys[0], (size, size), dtype)
   b = jax.random.normal(keys[1], (size, size), dtype)

@@ -83,3 +83,24 @@ def test_memory_stats_and_peak():
   assert memory['step_bytes'] >= 2 * 64 * 64 * 4  # Argument and output.
   peak = harness.matmul_peak_flops(size=128, repeats=2)
   assert peak['peak_flops_per_s'] > 0 and peak['peak_matmul_size'] == 128
+
+
+def test_interleaved_rounds_time_each_call_and_skip_the_settling_calls():
+  counts = {'short': 0, 'long': 0}
+
+  def sleeper(name, seconds):
+    def call():
+      counts[name] += 1
+      time.sleep(seconds)
+      return jnp.zeros(())
+    return call
+
+  latencies = harness.interleaved_latencies(
+      {'short': sleeper('short', 0.01), 'long': sleeper('long', 0.03)},
+      rounds=3, repeats=2, warmup=1, settle=1)
+  assert {name: len(values) for name, values in latencies.items()} == {
+      'short': 6, 'long': 6}
+  # One warm-up, then per round one settling call and two timed ones.
+  assert counts == {'short': 1 + 3 * 3, 'long': 1 + 3 * 3}
+  assert np.all(latencies['short'] >= 0.01) and np.all(latencies['long'] >= 0.03)
+  assert np.median(latencies['long']) > np.median(latencies['short']) + 0.015

@@ -60,7 +60,17 @@ class RecurrentEncoder(nn.Module):
   def causal(self) -> bool:
     return not self.bidirectional
 
-  @nn.compact
+  def setup(self):
+    if self.cell not in CELLS:
+      raise ValueError(f'Unknown recurrent cell {self.cell!r}; expected one of '
+                       f'{sorted(CELLS)}.')
+    layer_type = CELLS[self.cell]
+    # Lists name their layers forward_0, forward_1, ... (and backward_0, ...).
+    self.forward = [layer_type(self.hidden, self.unroll) for _ in range(self.num_layers)]
+    if self.bidirectional:
+      self.backward = [layer_type(self.hidden, self.unroll)
+                       for _ in range(self.num_layers)]
+
   def __call__(self, inputs: jnp.ndarray, mask: jnp.ndarray, *,
                deterministic: bool = True) -> jnp.ndarray:
     """Encodes `inputs` [batch, time, features] with `mask` [batch, time] bool.
@@ -69,17 +79,40 @@ class RecurrentEncoder(nn.Module):
     keeps the call signature the same across encoders.
     """
     del deterministic
-    if self.cell not in CELLS:
-      raise ValueError(f'Unknown recurrent cell {self.cell!r}; expected one of '
-                       f'{sorted(CELLS)}.')
-    layer_type = CELLS[self.cell]
-
     hidden = inputs
     for layer in range(self.num_layers):
-      forward = layer_type(self.hidden, self.unroll, name=f'forward_{layer}')(hidden)
+      forward = self.forward[layer](hidden)
       if self.bidirectional:
-        backward = layer_type(self.hidden, self.unroll, name=f'backward_{layer}')(
-            reverse_real_events(hidden, mask))
+        backward = self.backward[layer](reverse_real_events(hidden, mask))
         forward = forward + reverse_real_events(backward, mask)
       hidden = forward
     return hidden
+
+  def initial_state(self, batch: int) -> tuple:
+    """Zero states before the first event, one per layer.
+
+    An LSTM layer's state is (hidden, cell), a GRU layer's is hidden, each
+    [batch, hidden] float32.
+    """
+    zeros = jnp.zeros((batch, self.hidden), jnp.float32)
+    return tuple((zeros, zeros) if self.cell == 'lstm' else zeros
+                 for _ in range(self.num_layers))
+
+  def step(self, states: tuple, inputs: jnp.ndarray):
+    """Advances a causal encoder by one event.
+
+    Args:
+      states: per-layer states, from `initial_state` or the previous step.
+      inputs: the event [batch, features].
+
+    Returns:
+      (states, outputs): the new states and the event's encoding [batch, hidden],
+      equal to `__call__`'s output at that position.
+    """
+    if self.bidirectional:
+      raise ValueError('A bidirectional RecurrentEncoder cannot run one event at a time.')
+    hidden, new_states = inputs, []
+    for layer, state in zip(self.forward, states):
+      state, hidden = layer.step(state, hidden)
+      new_states.append(state)
+    return tuple(new_states), hidden
