@@ -6,6 +6,7 @@
   data_report.json  rows read and dropped, users and windows per split and kind;
   results.jsonl     one JSON object per detector x anomaly kind;
   alerts.jsonl      each detector's top test alerts with their top-scored events;
+  scores.jsonl      each detector's test window scores and labels (no user ids);
   leaderboard.md    the same rows as a Markdown table.
 Every file is written atomically (temporary file, then rename).
 """
@@ -22,6 +23,7 @@ from seqad import environment
 from seqad import io
 from seqad import evaluation
 from seqad import report
+from seqad import score_files
 from seqad import settings
 from seqad.data import dataset
 from seqad.data import windows as windows_lib
@@ -101,11 +103,13 @@ def training_windows(detector: base.Detector, data: dataset.Dataset,
 
 def benchmark_detector(detector: base.Detector, data: dataset.Dataset,
                        score_repeats: int, config: ml_collections.ConfigDict | None = None,
-                       alerts: list | None = None) -> list[dict]:
+                       alerts: list | None = None,
+                       scores: list | None = None) -> list[dict]:
   """Fits, calibrates on validation, evaluates on test; one row per kind.
 
   Thresholds are fitted on validation only (seqad/thresholds.py); `alerts`, if
-  given, receives the explained top alerts (seqad/evaluation.py).
+  given, receives the explained top alerts (seqad/evaluation.py), and
+  `scores` the test window scores (a `seqad.score_files` record).
   """
   train = training_windows(detector, data, config)
   logging.info('Fitting %s on %d training windows.', detector.name, len(train))
@@ -120,6 +124,9 @@ def benchmark_detector(detector: base.Detector, data: dataset.Dataset,
       config.get('evaluation') if config else None, seed=config.seed if config else 0)
   if alerts is not None:
     alerts.extend(explained)
+  if scores is not None:
+    scores.append(score_files.record(detector.name, test_scores, data.test.kind,
+                                     rows[0]['threshold']))
   for row in rows:
     row.update({
         'detector': detector.name,
@@ -146,16 +153,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   data = dataset.build(config)
   io.write_json_atomic(os.path.join(workdir, 'data_report.json'), data.report)
 
-  rows, alerts = [], []
+  rows, alerts, scores = [], [], []
   for name in config.detectors:
     detector = make_detector(name, data.vocab.sizes(), config)
-    for row in benchmark_detector(detector, data, config.score_repeats, config, alerts):
+    for row in benchmark_detector(detector, data, config.score_repeats, config, alerts,
+                                  scores):
       row.update({'data_source': config.data.source, 'seed': config.seed,
                   'window_length': config.data.window_length, **env})
       rows.append(row)
 
   io.write_jsonl_atomic(os.path.join(workdir, 'results.jsonl'), rows)
   io.write_jsonl_atomic(os.path.join(workdir, 'alerts.jsonl'), alerts)
+  score_files.write(os.path.join(workdir, 'scores.jsonl'), scores)
   leaderboard = report.leaderboard_markdown(rows)
   io.write_text_atomic(os.path.join(workdir, 'leaderboard.md'), leaderboard)
   logging.info('Wrote %d result rows to %s', len(rows), workdir)

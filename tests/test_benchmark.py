@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from configs import smoke
+from seqad import report_builder
+from seqad import score_files
 from seqad.data import dataset
 from seqad.data import events
 from seqad.detectors import markov
@@ -40,6 +42,16 @@ def test_cli_on_smoke_config_writes_complete_results(tmp_path):
   assert '| lstm-next | all |' in (workdir / 'leaderboard.md').read_text()
   assert '| markov | all |' in completed.stdout
   assert not [f for f in os.listdir(workdir) if f.startswith('.tmp-')]
+
+  # Every test window's score per detector, for the report (no user ids).
+  scores = score_files.read(str(workdir / 'scores.jsonl'))
+  assert list(scores) == list(config.detectors)
+  overall = rows[0]
+  assert overall['kind'] == 'all'
+  assert len(scores[overall['detector']]['scores']) == (
+      overall['n_normal'] + overall['n_anomalous'])
+  text = report_builder.build(str(workdir), None, str(tmp_path / 'REPORT.md'))
+  assert '| lstm-next | all |' in text and '![PR curves' in text
 
 
 def test_same_seed_same_windows_and_scores():
