@@ -31,6 +31,12 @@ def get_config() -> ml_collections.ConfigDict:
       'rules-val')
   config.score_repeats = 1  # Timed scoring passes over the test split (median kept).
 
+  # Where neural detectors train and score (seqad/parallel.py): 'single' device,
+  # 'pmap' over this host's devices, or 'mesh' (sharded jit, also multi-host).
+  config.parallel = ml_collections.ConfigDict()
+  config.parallel.mode = 'single'
+  config.parallel.num_devices = 0  # Devices used by pmap / mesh (0: all).
+
   # How scores become metrics (seqad/evaluation.py, seqad/thresholds.py).
   config.evaluation = ml_collections.ConfigDict()
   config.evaluation.contamination = 0.0  # Alerted share; 0 = validation's share.
@@ -106,7 +112,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.neural.num_steps = 400  # Training steps.
   config.neural.batch_size = 64  # Windows per training step.
   config.neural.score_batch_size = 256  # Windows per scoring call (last batch padded).
-  config.neural.log_every = 100  # Steps between loss and throughput log lines.
+  config.neural.log_every = 100  # Steps between log lines (and steps 1, 2, 4, ...).
+  config.neural.eval_every = 100  # Steps between validation losses (0: none).
+  config.neural.patience = 3  # Evaluations without improvement before stopping (0: never).
+  config.neural.checkpoint_every = 200  # Steps between checkpoints in the workdir.
+  config.neural.accumulation_steps = 1  # Micro-batches per step (same update, less memory).
+  config.neural.compute_dtype = 'float32'  # Or 'bfloat16' (fp32 params and optimizer).
   config.neural.aggregation = 'mean'  # Window score from event scores: mean/max/top_k.
   config.neural.aggregation_k = 8  # Events averaged by the 'top_k' aggregation.
   config.neural.event_score = 'nll'  # next: 'nll', or 'top_k' misses as in DeepLog.

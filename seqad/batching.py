@@ -1,5 +1,6 @@
 """Cutting `Windows` into fixed-shape batches for jitted functions."""
 
+import functools
 from typing import Iterator
 
 import numpy as np
@@ -11,8 +12,9 @@ def gather(windows: windows_lib.Windows, index: np.ndarray,
            with_labels: bool = False) -> dict:
   """The model inputs of windows[index]: {'tokens': {field: [b, t]}, 'mask': [b, t]}.
 
-  Labels ('label' [b] float32, 1 for anomalous windows) are added only when
-  asked for: only supervised training may read them.
+  `index` may have leading axes of its own (e.g. [seeds, b]); every array then
+  has them too. Labels ('label' [b] float32, 1 for anomalous windows) are added
+  only when asked for: only supervised training may read them.
   """
   batch = {
       'tokens': {field: values[index] for field, values in windows.tokens.items()},
@@ -21,6 +23,17 @@ def gather(windows: windows_lib.Windows, index: np.ndarray,
   if with_labels:
     batch['label'] = (windows.kind[index] > 0).astype(np.float32)
   return batch
+
+
+def with_row_ids(batch: dict, batch_axis: int = 0) -> dict:
+  """`batch` plus 'row' [..., b] int32: each row's position in the batch.
+
+  Objectives derive per-row random draws from it, so a row gets the same
+  draws however the batch is split across devices or micro-batches.
+  """
+  shape = batch['mask'].shape[:batch_axis + 1]
+  rows = np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)
+  return {**batch, 'row': np.ascontiguousarray(rows)}
 
 
 def padded_batches(windows: windows_lib.Windows,
@@ -44,19 +57,56 @@ def padded_batches(windows: windows_lib.Windows,
     yield batch, valid
 
 
-def shuffled_indices(num_windows: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
-  """An endless stream of training batches' window indices.
+class BatchOrder:
+  """Training batches' window indices as a pure function of the step.
 
-  Consecutive epochs are independent permutations joined end to end, so every
-  window is seen once per epoch and a batch may straddle two epochs; this also
-  serves training sets smaller than one batch.
+  Epoch e is the permutation `default_rng([seed, e]).permutation(num_windows)`;
+  epochs are joined end to end and cut into batches of `batch_size`, so batch
+  s holds positions [s * batch_size, (s + 1) * batch_size) of that stream.
+  Every window is seen once per epoch, a batch may straddle two epochs (this
+  also serves training sets smaller than one batch), and a resumed run picks
+  up at any step without replaying the stream.
   """
-  if num_windows == 0:
-    raise ValueError('Cannot draw training batches from zero windows.')
+
+  def __init__(self, num_windows: int, batch_size: int, seed: int):
+    if num_windows == 0:
+      raise ValueError('Cannot draw training batches from zero windows.')
+    if batch_size < 1:
+      raise ValueError(f'batch_size must be positive, got {batch_size}.')
+    self.num_windows = num_windows
+    self.batch_size = batch_size
+    self.seed = seed
+
+  @functools.lru_cache(maxsize=4)
+  def _epoch(self, epoch: int) -> np.ndarray:
+    return np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
+
+  def __call__(self, step: int) -> np.ndarray:
+    """[batch_size] window indices of training step `step` (from 0)."""
+    positions = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
+    epochs, offsets = np.divmod(positions, self.num_windows)
+    index = np.empty(self.batch_size, np.int64)
+    for epoch in np.unique(epochs):
+      here = epochs == epoch
+      index[here] = self._epoch(int(epoch))[offsets[here]]
+    return index
+
+
+# Field vocabularies of the default config (128 category buckets + OOV), for
+# benchmarks that time models on random tokens.
+DEFAULT_VOCAB_SIZES = {'event_type': 4, 'category': 129, 'gap': 16, 'hour': 24,
+                       'item_relation': 5}
+
+
+def random_windows(num_windows: int, length: int, seed: int = 0,
+                   vocab_sizes: dict[str, int] | None = None) -> windows_lib.Windows:
+  """Full-length windows of uniformly random tokens (timing does not depend on
+  the content), [num_windows, length] per field."""
   rng = np.random.default_rng(seed)
-  pending = np.zeros(0, np.int64)
-  while True:
-    while len(pending) < batch_size:
-      pending = np.concatenate([pending, rng.permutation(num_windows)])
-    yield pending[:batch_size]
-    pending = pending[batch_size:]
+  tokens = {field: rng.integers(0, size, (num_windows, length)).astype(np.int32)
+            for field, size in (vocab_sizes or DEFAULT_VOCAB_SIZES).items()}
+  return windows_lib.Windows(
+      tokens=tokens, mask=np.ones((num_windows, length), bool),
+      event_kind=np.zeros((num_windows, length), np.int8),
+      kind=np.zeros(num_windows, np.int8),
+      user_index=np.arange(num_windows, dtype=np.int32))

@@ -16,12 +16,14 @@ import statistics
 import time
 
 from absl import logging
+import jax
 import ml_collections
 import numpy as np
 
 from seqad import environment
 from seqad import io
 from seqad import evaluation
+from seqad import parallel
 from seqad import report
 from seqad import score_files
 from seqad import settings
@@ -49,22 +51,39 @@ _CLASSICAL = {
 CLASSICAL_DETECTORS = tuple(_CLASSICAL)
 
 
+def make_plan(config: ml_collections.ConfigDict) -> parallel.DataParallel:
+  """The devices of the run's neural detectors, from `config.parallel`."""
+  section = config.get('parallel') or {}
+  return parallel.DataParallel(section.get('mode', 'single'),
+                               section.get('num_devices', 0))
+
+
 def make_detector(name: str, vocab_sizes: dict[str, int],
-                  config: ml_collections.ConfigDict) -> base.Detector:
+                  config: ml_collections.ConfigDict,
+                  plan: parallel.DataParallel | None = None,
+                  workdir: str | None = None) -> base.Detector:
   """The detector called `name`, configured from its config section.
 
   Neural detectors are named '<encoder>-<objective>' (see
   `seqad.detectors.neural`) and share `config.neural`, updated by
   `config.neural_overrides.<encoder>_<objective>` where present; the others are
   the keys of `_CLASSICAL`, each configured by its own section (a '-' in the
-  name reads as '_', e.g. `config.rules_val`).
+  name reads as '_', e.g. `config.rules_val`). With a `workdir`, neural
+  detectors checkpoint into <workdir>/checkpoints/<name> (a rerun resumes)
+  and log training to <workdir>/train/<name>.jsonl.
   """
   if neural.parse_name(name):
     section = ml_collections.ConfigDict(config.neural.to_dict())
     overrides = config.neural_overrides.get(name.replace('-', '_'))
     if overrides:
       section.update(overrides)
-    return neural.NeuralDetector(name, vocab_sizes, section, config.seed)
+    checkpoint_dir = log_path = None
+    if workdir:
+      checkpoint_dir = os.path.join(workdir, 'checkpoints', name)
+      if jax.process_index() == 0:
+        log_path = os.path.join(workdir, 'train', f'{name}.jsonl')
+    return neural.NeuralDetector(name, vocab_sizes, section, config.seed, plan or
+                                 make_plan(config), checkpoint_dir, log_path)
   if name not in _CLASSICAL:
     raise ValueError(f'Unknown detector {name!r}: neither <encoder>-<objective> nor '
                      f'one of {tuple(_CLASSICAL)}.')
@@ -144,29 +163,38 @@ def benchmark_detector(detector: base.Detector, data: dataset.Dataset,
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
-  """Runs every configured detector on the configured data; returns the rows."""
+  """Runs every configured detector on the configured data; returns the rows.
+
+  In a multi-host run every process calls this; only process 0 writes files
+  besides the shared checkpoints.
+  """
+  primary = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
-  io.write_json_atomic(os.path.join(workdir, 'config.json'), config.to_dict())
+  if primary:
+    io.write_json_atomic(os.path.join(workdir, 'config.json'), config.to_dict())
   env = environment.describe()
   logging.info('Environment: %s', env)
 
   data = dataset.build(config)
-  io.write_json_atomic(os.path.join(workdir, 'data_report.json'), data.report)
+  if primary:
+    io.write_json_atomic(os.path.join(workdir, 'data_report.json'), data.report)
 
   rows, alerts, scores = [], [], []
+  plan = make_plan(config)
   for name in config.detectors:
-    detector = make_detector(name, data.vocab.sizes(), config)
+    detector = make_detector(name, data.vocab.sizes(), config, plan, workdir)
     for row in benchmark_detector(detector, data, config.score_repeats, config, alerts,
                                   scores):
       row.update({'data_source': config.data.source, 'seed': config.seed,
                   'window_length': config.data.window_length, **env})
       rows.append(row)
 
-  io.write_jsonl_atomic(os.path.join(workdir, 'results.jsonl'), rows)
-  io.write_jsonl_atomic(os.path.join(workdir, 'alerts.jsonl'), alerts)
-  score_files.write(os.path.join(workdir, 'scores.jsonl'), scores)
   leaderboard = report.leaderboard_markdown(rows)
-  io.write_text_atomic(os.path.join(workdir, 'leaderboard.md'), leaderboard)
-  logging.info('Wrote %d result rows to %s', len(rows), workdir)
-  print(leaderboard)
+  if primary:
+    io.write_jsonl_atomic(os.path.join(workdir, 'results.jsonl'), rows)
+    io.write_jsonl_atomic(os.path.join(workdir, 'alerts.jsonl'), alerts)
+    score_files.write(os.path.join(workdir, 'scores.jsonl'), scores)
+    io.write_text_atomic(os.path.join(workdir, 'leaderboard.md'), leaderboard)
+    logging.info('Wrote %d result rows to %s', len(rows), workdir)
+    print(leaderboard)
   return rows

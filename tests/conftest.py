@@ -7,6 +7,9 @@ import os
 if 'xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                              ' --xla_backend_optimization_level=0').strip()
+# Four fake CPU devices for the data-parallel tests; everything else uses one.
+if 'xla_force_host_platform_device_count' not in os.environ['XLA_FLAGS']:
+  os.environ['XLA_FLAGS'] += ' --xla_force_host_platform_device_count=4'
 
 import numpy as np
 import pytest
@@ -30,6 +33,18 @@ def tiny_neural_config(num_steps: int):
   config.log_every = 50
   config.score_passes = 3
   config.bottleneck = 16
+  return config
+
+
+def multihost_config():
+  """The tiny config of the multi-process test (tests/multihost_worker.py)."""
+  config = tiny_neural_config(num_steps=8)
+  config.batch_size = 10  # Not a multiple of the 4 devices: padded rows.
+  config.score_batch_size = 10
+  config.log_every = 2
+  config.eval_every = 4
+  config.patience = 0
+  config.checkpoint_every = 0
   return config
 
 

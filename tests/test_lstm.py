@@ -74,7 +74,7 @@ def _detector(num_steps=150):
 
 def test_training_fits_a_deterministic_pattern(pattern_windows):
   detector = _detector().fit(pattern_windows)
-  losses = [entry['loss'] for entry in detector.loss_history]
+  losses = [entry['train/loss'] for entry in detector.loss_history]
   assert losses[-1] < 0.25 * losses[0]
   # The first event of a window has no context; the rest are predictable.
   scores = detector.decision_function(pattern_windows)

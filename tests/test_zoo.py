@@ -20,9 +20,11 @@ def test_pair_fits_a_deterministic_pattern(encoder, objective, pattern_windows):
                            kind=(windows.mask.sum(axis=1) < windows.length))
   detector = neural.NeuralDetector(f'{encoder}-{objective}', VOCAB_SIZES,
                                    tiny_neural_config(num_steps=300), seed=0).fit(windows)
-  losses = [entry['loss'] for entry in detector.loss_history]
-  # Next-event prediction cannot guess a window's first event: a looser bound.
-  assert losses[-1] < (0.3 if objective == 'next' else 0.1) * losses[0], losses
+  losses = [entry['train/loss'] for entry in detector.loss_history]
+  # Next-event prediction cannot guess a window's first event, and the
+  # autoencoder squeezes a window through a narrow code: looser bounds.
+  bound = {'next': 0.3, 'ae': 0.15}.get(objective, 0.1)
+  assert losses[-1] < bound * losses[0], losses
 
   scores = detector.decision_function(windows)
   assert scores.shape == (len(windows),) and np.all(np.isfinite(scores))

@@ -3,7 +3,9 @@
 An objective wraps an encoder (any module of `seqad.models.encoders`) into a
 model and defines, as pure functions of the parameters:
 
-  loss(params, batch, rng) -> scalar       the training loss
+  loss_terms(params, batch, rng) -> (sum, weight)  the summed training loss
+                                           and what it is averaged over
+  loss(params, batch, rng) -> scalar       their ratio, the training loss
   event_scores(params, batch) -> [b, t]   per-event anomaly scores (higher = worse)
 
 Objectives never read device counts or jit anything; the detector does that.
@@ -160,31 +162,54 @@ class Objective:
       return self.model.init(rng, batch['tokens'], batch['mask'], batch['mask'])
     return self.model.init(rng, batch['tokens'], batch['mask'])
 
-  def _hide_at_random(self, rng, mask):
-    """[b, t] bool: real events hidden at `mask_rate`, at least one per row."""
-    draw = jax.random.uniform(rng, mask.shape)
+  def _hide_at_random(self, rng, mask, rows):
+    """[b, t] bool: real events hidden at `mask_rate`, at least one per row.
+
+    Row r's draws come from `fold_in(rng, rows[r])`, so they do not depend on
+    how a batch is split over devices or micro-batches.
+    """
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, rows)
+    draw = jax.vmap(lambda key: jax.random.uniform(key, mask.shape[1:]))(keys)
     hide = (draw < self.config.mask_rate) & mask
     # Rows where nothing was drawn hide their most likely event instead.
     fallback = jax.nn.one_hot(jnp.argmin(jnp.where(mask, draw, 2.0), axis=1),
                               mask.shape[1], dtype=bool) & mask
     return jnp.where(hide.any(axis=1, keepdims=True), hide, fallback)
 
-  def loss(self, params, batch, rng):
-    """Mean training loss of a batch (fp32)."""
-    dropout_rng, mask_rng = jax.random.split(rng)
+  def loss_terms(self, params, batch, rng):
+    """(summed loss, weight) of a batch, both fp32 scalars: the training loss is
+    their ratio. Sums, unlike means, add up exactly over shards of a batch.
+
+    The weight counts what the loss averages over: real events ('next', 'ae'),
+    hidden events ('masked') or real windows ('sup'); padded rows count zero.
+    Optional 'row' [b] int32 ids key the per-row random draws (default: the
+    row's position in `batch`).
+    """
     mask = batch['mask']
+    rows = batch.get('row', jnp.arange(mask.shape[0], dtype=jnp.int32))
+    mask_rng, dropout_rng = jax.random.split(rng)
+    # One dropout stream per shard of a batch, keyed by the shard's first row.
+    dropout_rng = jax.random.fold_in(dropout_rng, rows[0])
     if self.name == 'sup':
       logits = self._apply(params, batch, deterministic=False, rng=dropout_rng)
       real = mask.any(axis=1)
       losses = optax.sigmoid_binary_cross_entropy(logits.astype(jnp.float32),
                                                   batch['label'])
-      return heads.masked_mean(losses, real)
+      return (jnp.where(real, losses, 0.0).sum(),
+              real.sum().astype(jnp.float32))
     hide = None
     if self.name == 'masked':
-      hide = self._hide_at_random(mask_rng, mask)
+      hide = self._hide_at_random(mask_rng, mask, rows)
     logits = self._apply(params, batch, hide, deterministic=False, rng=dropout_rng)
     nll = heads.event_nll(logits, batch['tokens'], self.num_categories)
-    return heads.masked_mean(nll, mask if hide is None else hide)
+    weight = mask if hide is None else hide
+    return (jnp.where(weight, nll, 0.0).sum(),
+            weight.sum().astype(jnp.float32))
+
+  def loss(self, params, batch, rng):
+    """Mean training loss of a batch (fp32)."""
+    loss_sum, weight = self.loss_terms(params, batch, rng)
+    return loss_sum / jnp.maximum(weight, 1.0)
 
   def event_scores(self, params, batch):
     """[b, t] fp32 anomaly score of every event (meaningless at padding)."""
