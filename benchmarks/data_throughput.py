@@ -46,6 +46,12 @@ _GENERATE_ONLY = flags.DEFINE_bool('generate_only', False,
 # Shares of pv, cart, fav, buy in the real slice (its README).
 _EVENT_MIX = (0.898, 0.0533, 0.0279, 0.0208)
 _BEHAVIOURS = ('pv', 'cart', 'fav', 'buy')
+# The real file's id ranges and sizes, and its share of rows before its span.
+_MAX_USER_ID = 1_018_011
+_MAX_ITEM_ID = 5_163_070
+_NUM_ITEMS = 4_162_024
+_NUM_CATEGORIES = 9_439
+_STRAY_SHARE = 35 / 84_287
 
 
 def generate(path: str, num_events: int, seed: int = 0) -> None:
@@ -58,7 +64,9 @@ def generate(path: str, num_events: int, seed: int = 0) -> None:
   lengths = lengths[np.cumsum(lengths) <= num_events]
   lengths = np.append(lengths, num_events - lengths.sum())
   lengths = lengths[lengths > 0]
-  users = rng.choice(10 * len(lengths), size=len(lengths), replace=False) + 1
+  # Ids as wide as the real file's (users to ~1M, items and categories to ~5.2M).
+  users = rng.choice(max(_MAX_USER_ID, 2 * len(lengths)), size=len(lengths),
+                     replace=False) + 1
   owner = np.repeat(np.arange(len(lengths)), lengths)
 
   # Sessions of about 6 events a minute or two apart, hours between sessions.
@@ -76,11 +84,17 @@ def generate(path: str, num_events: int, seed: int = 0) -> None:
   room = 9 * 86400 - 1 - np.minimum(span, 9 * 86400 - 1)
   timestamp = (taobao.DEFAULT_TAOBAO_RANGE[0] + offset +
                (rng.random(len(lengths)) * room).astype(np.int64)[owner])
-  item = rng.zipf(1.3, num_events) % 4_000_000 + 1
-  category = item % 9_000 + 1
+  # Like the real file, a few rows (0.04%) lie weeks before the dataset's span.
+  stray = rng.random(num_events) < _STRAY_SHARE
+  timestamp[stray] -= rng.integers(20 * 86400, 75 * 86400, int(stray.sum()))
+  # Zipf-like popularity over random item ids; each item has one category.
+  rank = (rng.zipf(1.3, num_events) - 1) % _NUM_ITEMS
+  item_ids = rng.choice(_MAX_ITEM_ID, size=_NUM_ITEMS, replace=False) + 1
+  category_ids = rng.choice(_MAX_ITEM_ID, size=_NUM_CATEGORIES, replace=False) + 1
+  item_category = category_ids[rng.integers(0, _NUM_CATEGORIES, _NUM_ITEMS)]
   behaviour = rng.choice(len(_BEHAVIOURS), size=num_events, p=_EVENT_MIX)
   table = pa.table({
-      'user': users[owner], 'item': item, 'category': category,
+      'user': users[owner], 'item': item_ids[rank], 'category': item_category[rank],
       'behaviour': pa.DictionaryArray.from_arrays(
           pa.array(behaviour.astype(np.int32)), pa.array(_BEHAVIOURS)),
       'timestamp': timestamp})

@@ -127,7 +127,10 @@ def test_parquet_with_mapping_and_sessions_owned_by_users(tmp_path):
 
 @pytest.mark.parametrize('unit,text,expected', [
     ('s', '1700000000', 1700000000),
+    ('s', '1700000000.75', 1700000000),  # Decimal seconds are floored.
+    ('s', '1.7e9', 1700000000),
     ('ms', '1700000000999', 1700000000),
+    ('ms', '1700000000999.5', 1700000000),
     ('iso', '2023-11-14T22:13:20.5Z', 1700000000),
     ('date', '2023-11-14', 1699920000),
 ])

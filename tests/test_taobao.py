@@ -28,7 +28,7 @@ FIXTURE_LINES = [
     f'3,17,300,pv,{T0 + 100}',
     '3,18,300,pv',                   # malformed: 4 fields
     f'3,18,300,pv,{T0 + 1},9',       # malformed: 6 fields
-    '3,19,300,pv,1.5e9',             # malformed: non-integer timestamp
+    '3,19,300,pv,15e8x',             # malformed: a timestamp that is not a number
     '',                              # malformed: blank line
     f'2,20,201,pv,{T0 + 1}',         # user 2 after user 3: unsorted
 ]

@@ -16,8 +16,9 @@ the kind stays at every level: the bot never buys and sticks to its own target
 items, brushing buys one shop's items again and again, the takeover ends in a
 checkout of items the victim never saw, the scraper sweeps items it never saw
 before, farming carts and favs items it never viewed and buys none, and the order
-anomaly plays real sessions backwards. Random draws do not depend on the level, so
-the same seed at a higher camouflage moves the same segments closer to normal.
+anomaly plays real events in an implausible order. Random draws do not depend on
+the level, so the same seed at a higher camouflage moves the same segments closer
+to normal.
 
 click_bot
   Scripted page views that inflate a listing's traffic. Starts at a random moment
@@ -56,13 +57,17 @@ cart_farming
   no buys.
 
 order_anomaly
-  A real user's own events replayed in an implausible order: within a stretch of
-  `segment_length` of the victim's events, whole sessions play backwards (the
-  event types, items and categories run in reverse over the same timestamps), so
-  purchases come before the views that led to them and carts follow buys. Event
-  counts, items, categories, gaps and hours are the user's own, so only a detector
-  that reads order can catch it. Camouflage reverses fewer of the stretch's sessions
-  (at 1, `order_min_reversed` of them, at least one).
+  A real user's own events replayed in an implausible order, as a replaying script
+  or a tampered log would: the victim's whole history, in consecutive blocks of
+  `segment_length` events, is re-played with each block sorted by type (the page
+  views first, then purchases, carts and favs) over the same timestamps, the
+  views taking turns across categories. Event counts, items, categories, gaps and
+  hours are the user's own, so only a detector that reads order can catch it:
+  purchases cut off from the views that led to them, carts after buys, runs of
+  actions no shopper makes, and views that jump category at every click instead
+  of dwelling. Victims need `segment_length` / 2 events, some of them carts,
+  favs or buys. Camouflage reorders a shorter head of each block
+  (`order_min_share` of it at 1).
 """
 
 import dataclasses
@@ -118,7 +123,7 @@ class AnomalyParams:
   farming_action_share: float = 0.8  # share of carts and favs in the blatant segment
   farming_categories: int = 3  # categories whose items are farmed
 
-  order_min_reversed: float = 0.25  # share of the stretch's sessions reversed at 1
+  order_min_share: float = 0.25  # share of the stretch reordered at camouflage 1
 
   def __post_init__(self):
     # Configs may hand over a list; keep the frozen dataclass hashable.
@@ -145,7 +150,7 @@ class AnomalyParams:
     if not 0 <= self.takeover_first_hour < self.takeover_last_hour <= 24:
       raise ValueError('AnomalyParams needs 0 <= takeover_first_hour < '
                        'takeover_last_hour <= 24.')
-    for name in ('brushing_cart_prob', 'farming_action_share', 'order_min_reversed',
+    for name in ('brushing_cart_prob', 'farming_action_share', 'order_min_share',
                  'takeover_switch_prob'):
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise ValueError(f'AnomalyParams.{name} must lie in [0, 1].')
@@ -559,50 +564,66 @@ def cart_farming_segments(victims, context: _Context):
   return segments, []
 
 
-def order_eligible(table: events.EventTable) -> np.ndarray:
-  """Users whose order can be made implausible: some session with a cart, fav or
-  buy among at least three events. Returns sorted [users] ids."""
-  starts = np.append(True, (table.user[1:] != table.user[:-1]) |
-                     (np.diff(table.timestamp) > _SESSION_GAP))
-  session = np.cumsum(starts) - 1
-  size = np.bincount(session)
-  actions = np.bincount(session, weights=table.event_type != events.VIEW)
-  good = (size >= 3) & (actions >= 1)
-  return np.unique(table.user[good[session]])
+def _ranks_in_groups(sorted_groups: np.ndarray) -> np.ndarray:
+  """[n] position of each element inside its run of equal sorted values."""
+  first = np.flatnonzero(np.append(True, sorted_groups[1:] != sorted_groups[:-1]))
+  return np.arange(len(sorted_groups)) - np.repeat(
+      first, np.diff(np.append(first, len(sorted_groups))))
+
+
+def order_eligible(table: events.EventTable, params: AnomalyParams) -> np.ndarray:
+  """Users with at least `segment_length` / 2 events, some of them carts, favs
+  or buys (a views-only history has no order to make implausible). Returns
+  sorted [users] ids."""
+  users, first, counts = np.unique(table.user, return_index=True, return_counts=True)
+  actions = np.add.reduceat((table.event_type != events.VIEW).astype(np.int64),
+                            first) if len(first) else np.zeros(0, np.int64)
+  return users[(counts >= max(2, params.segment_length // 2)) & (actions > 0)]
+
+
+# Order in which a reordered stretch plays its events: purchases first, then
+# carts, favs and, last, the page views that led to them.
+_REORDER_PRIORITY = np.array([0, 2, 3, 1])  # by event type: view, cart, fav, buy
+
+
+def _reorder_block(event_type, category, share, rng):
+  """[n] order of one block's events: the head (`share`) sorted by type, views
+  first and then buys, carts, favs; inside a type, events take turns across
+  categories (the k-th event of every category, then the (k+1)-th, ...), so no
+  two neighbours share a category where avoidable. The tail keeps its order."""
+  size = len(event_type)
+  moved = min(size, max(2, int(np.rint(share * size))))
+  priority = _REORDER_PRIORITY[event_type[:moved]]
+  key = priority.astype(np.int64) * (category.max() + 1) + category[:moved]
+  _, group = np.unique(key, return_inverse=True)
+  turn = np.zeros(moved, np.int64)
+  by_group = np.argsort(group, kind='stable')
+  turn[by_group] = _ranks_in_groups(group[by_group])
+  group_key = rng.random(size)[group]
+  return np.concatenate([np.lexsort((group_key, turn, priority)),
+                         np.arange(moved, size)])
 
 
 def order_anomaly_segments(victims, context: _Context):
-  """Rewrites a stretch per victim with sessions reversed; returns (rewritten rows,
-  [the table rows they replace])."""
+  """Rewrites each victim's history into an implausible order; returns (rewritten
+  rows, [the table rows they replace])."""
   params, table = context.params, context.table
   length = params.segment_length
-  threshold = context.camouflage * (1.0 - params.order_min_reversed)
+  share = lerp(1.0, params.order_min_share, context.camouflage)
   segments, replaced = [], []
   for user in victims:
     rng = context.rng_for('order_anomaly', user)
     rows = _user_rows(table, user)
-    count = rows.stop - rows.start
-    span = min(length, count)
-    # The stretch holding the most carts, favs and buys; ties broken at random.
-    actions = np.concatenate([[0], np.cumsum(table.event_type[rows] != events.VIEW)])
-    score = actions[span:] - actions[:count - span + 1]
-    best = np.flatnonzero(score == score.max())
-    lo = rows.start + int(rng.choice(best))
-    index = np.arange(lo, lo + span)
-
-    ts = table.timestamp[index]
-    session = np.cumsum(np.append(True, np.diff(ts) > _SESSION_GAP)) - 1
-    sizes = np.bincount(session)
-    u = rng.random(len(sizes))
-    u[np.argmax(sizes)] = 1.0  # the longest session is always reversed
-    reverse = u >= threshold
-
-    # Inside each reversed session, position p takes the event of its mirror.
-    first = np.concatenate([[0], np.cumsum(sizes)])[session]
-    mirror = first + sizes[session] - 1 - (np.arange(span) - first)
-    source = index[np.where(reverse[session], mirror, np.arange(span))]
-    segments.append(_segment(user, ts, table.event_type[source], table.item[source],
-                             table.category[source], 'order_anomaly'))
+    index = np.arange(rows.start, rows.stop)
+    # Consecutive blocks of `segment_length` events, each reordered on its own.
+    order = np.concatenate([
+        start + _reorder_block(table.event_type[index[start:start + length]],
+                               table.category[index[start:start + length]], share, rng)
+        for start in range(0, len(index), length)])
+    source = index[order]
+    segments.append(_segment(user, table.timestamp[index], table.event_type[source],
+                             table.item[source], table.category[source],
+                             'order_anomaly'))
     replaced.append(index)
   return segments, replaced
 
@@ -674,7 +695,7 @@ def inject_anomalies(table: events.EventTable, candidate_users: np.ndarray,
   for name, count in zip(params.kinds, counts):
     pool = remaining
     if name in ELIGIBLE:
-      pool = remaining[np.isin(remaining, ELIGIBLE[name](table))]
+      pool = remaining[np.isin(remaining, ELIGIBLE[name](table, params))]
     victims = np.sort(pool[:count])
     remaining = remaining[~np.isin(remaining, victims)]
     if len(victims) < count:

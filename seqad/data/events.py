@@ -9,6 +9,11 @@ An `EventTable` holds one row per behaviour event in parallel NumPy columns:
   category    [events] int64  raw category id
   kind        [events] int8   index into `ANOMALY_KINDS`; 0 for genuine events
 
+The four id and time columns may also be int32 (`narrow`): the file loaders store
+them so when every value fits with room to spare (`NARROW_LIMIT`), which halves a
+large log's memory. Whatever builds a table with `from_columns` gets int64, and
+combining narrow and wide tables (`concatenate`) gives int64 columns.
+
 Rows are kept sorted by (user, timestamp); `sort()` restores that order with a
 stable sort, so events with equal timestamps keep their relative order.
 """
@@ -38,6 +43,21 @@ _COLUMN_DTYPES = {
     'kind': np.int8,
 }
 COLUMNS = tuple(_COLUMN_DTYPES)
+# Columns that may be stored as int32 instead of int64.
+NARROWABLE = ('user', 'timestamp', 'item', 'category')
+# int32 columns hold values of magnitude below this: 2**28 (8.5 years of seconds)
+# of headroom, so sums such as a timestamp plus a few days cannot overflow.
+NARROW_LIMIT = 2**31 - 2**28
+
+
+def narrow(values: np.ndarray) -> np.ndarray:
+  """`values` (integers) as int32 if all fit within `NARROW_LIMIT`, else int64."""
+  values = np.asarray(values)
+  if values.dtype == np.int32:
+    return values
+  if len(values) and (values.min() <= -NARROW_LIMIT or values.max() >= NARROW_LIMIT):
+    return values.astype(np.int64, copy=False)
+  return values.astype(np.int32)
 
 
 def kind_index(name: str) -> int:
@@ -64,9 +84,11 @@ class EventTable:
       raise ValueError(f'EventTable columns differ in length: {lengths}')
     for name, dtype in _COLUMN_DTYPES.items():
       column = getattr(self, name)
-      if column.ndim != 1 or column.dtype != dtype:
+      allowed = (dtype, np.int32) if name in NARROWABLE else (dtype,)
+      if column.ndim != 1 or column.dtype not in allowed:
         raise TypeError(
-            f'EventTable.{name} must be a 1-D {np.dtype(dtype).name} array, '
+            f'EventTable.{name} must be a 1-D '
+            f'{" or ".join(np.dtype(d).name for d in allowed)} array, '
             f'got {column.ndim}-D {column.dtype}.')
     if len(self.event_type) and (
         self.event_type.min() < 0 or self.event_type.max() >= MAX_EVENT_TYPES):
@@ -101,6 +123,13 @@ class EventTable:
   def columns(self) -> dict[str, np.ndarray]:
     return {name: getattr(self, name) for name in COLUMNS}
 
+  def nbytes(self) -> int:
+    return sum(column.nbytes for column in self.columns().values())
+
+  def with_kind(self, kind: np.ndarray) -> 'EventTable':
+    """The same rows with new [events] anomaly kinds; other columns shared."""
+    return dataclasses.replace(self, kind=np.asarray(kind, dtype=np.int8))
+
   def take(self, index: np.ndarray) -> 'EventTable':
     """Rows at `index` (integer positions or a boolean mask), in that order."""
     return EventTable(**{name: col[index] for name, col in self.columns().items()})
@@ -113,9 +142,12 @@ class EventTable:
   def is_sorted(self) -> bool:
     if len(self) < 2:
       return True
-    same_user = self.user[1:] == self.user[:-1]
-    return bool(np.all(self.user[1:] >= self.user[:-1]) and
-                np.all(self.timestamp[1:][same_user] >= self.timestamp[:-1][same_user]))
+    if not np.all(self.user[1:] >= self.user[:-1]):
+      return False
+    # Boolean arrays only: no copies of the columns.
+    in_order = self.timestamp[1:] >= self.timestamp[:-1]
+    in_order |= self.user[1:] != self.user[:-1]
+    return bool(np.all(in_order))
 
   def users(self) -> np.ndarray:
     """Distinct user ids, ascending."""

@@ -46,6 +46,7 @@ TIME_UNITS = ('s', 'ms', 'iso', 'date')
 MAX_EVENT_TYPES = events.MAX_EVENT_TYPES
 
 _INTEGER_PATTERN = r'^[+-]?[0-9]{1,18}$'
+_DECIMAL_PATTERN = r'^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$'
 _NAN_NAMES = ('nan', 'NaN', 'NAN', 'NA', 'null', 'NULL', 'None')
 _BLOCK_BYTES = 16 << 20
 _PARQUET_BATCH_ROWS = 1 << 20
@@ -316,6 +317,8 @@ def parse_integers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
   Missing values, non-integers and numbers of more than 18 digits are invalid.
   """
   if pa.types.is_integer(array.type):
+    if not array.null_count:
+      return (np.asarray(array.cast(pa.int64())), np.ones(len(array), bool))
     valid = np.asarray(array.is_valid())
     return np.asarray(array.fill_null(0).cast(pa.int64())), valid
   array = _as_string(array)
@@ -329,6 +332,25 @@ def parse_integers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
   valid = pc.fill_null(pc.match_substring_regex(array, _INTEGER_PATTERN), False)
   cleaned = pc.replace_substring_regex(pc.if_else(valid, array, '0'), r'^\+', '')
   return np.asarray(pc.cast(cleaned, pa.int64())), np.asarray(valid)
+
+
+def _parse_decimals(array: pa.Array, valid: np.ndarray, missing: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """Where `array` (not `valid` as an integer) holds a finite decimal number.
+
+  Returns:
+    rows: [hits] int64 row indices, and values: [hits] float64 numbers.
+  """
+  rows = np.flatnonzero(~valid & ~missing)
+  if not len(rows) or pa.types.is_integer(array.type):
+    return np.zeros(0, np.int64), np.zeros(0)
+  text = _as_string(array).take(pa.array(rows))
+  decimal = np.asarray(pc.fill_null(pc.match_substring_regex(text, _DECIMAL_PATTERN),
+                                    False))
+  rows, text = rows[decimal], text.filter(pa.array(decimal))
+  values = np.asarray(pc.cast(text, pa.float64()))
+  finite = np.isfinite(values) & (np.abs(values) < 2.0**62)
+  return rows[finite], values[finite]
 
 
 def _hash_strings(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -372,6 +394,13 @@ class _TimeParser:
     missing = ~np.asarray(array.is_valid())
     if unit in ('s', 'ms'):
       values, valid = parse_integers(array)
+      if not valid.all():
+        # Decimal numbers (1700000000.25, 1.7e12) are times too, floored.
+        rows, numbers = _parse_decimals(array, valid, missing)
+        if len(rows):
+          values, valid = values.copy(), valid.copy()
+          values[rows] = np.floor(numbers)
+          valid[rows] = True
       if unit == 'ms':
         values = values // 1000
       return values, ~valid & ~missing, missing
@@ -432,7 +461,8 @@ def _parse_batch(batch: pa.RecordBatch, fmt: Format, parse_time: _TimeParser,
 
   Returns:
     columns: 'user', 'time', 'event', 'item', 'category' (+ 'owner', extras) ->
-      [rows] arrays.
+      [rows] arrays: ids and times int32 where they fit (`events.narrow`), else
+      int64; events int8; extras float64.
     reason: [rows] int8 index into `DROP_REASONS`, or -1 for a usable row.
   """
   rows = batch.num_rows
@@ -460,7 +490,7 @@ def _parse_batch(batch: pa.RecordBatch, fmt: Format, parse_time: _TimeParser,
     event, event_missing = map_events(batch.column(fmt.columns['event']))
     malformed |= event_missing
   else:
-    event = np.full(rows, map_events.type_of(fmt.default_event))
+    event = np.full(rows, map_events.type_of(fmt.default_event), np.int8)
   columns['event'] = event
   for name in fmt.extras:
     columns[name] = np.asarray(batch.column(name).cast(pa.float64(), safe=False)
@@ -473,64 +503,93 @@ def _parse_batch(batch: pa.RecordBatch, fmt: Format, parse_time: _TimeParser,
     checks.append((columns['time'] < start) | (columns['time'] >= end))
   for index, failed in reversed(list(enumerate(checks))):
     reason[failed] = index
+  for key in ('user', 'owner', 'item', 'category', 'time'):
+    if key in columns:
+      columns[key] = events.narrow(columns[key])
   return columns, reason
 
 
+def _index_dtype(rows: int) -> type:
+  return np.int32 if rows < 2**31 else np.int64
+
+
 def _sorted_order(user: np.ndarray, time: np.ndarray) -> np.ndarray:
-  """[rows] stable permutation sorting rows by (user, time).
+  """[rows] stable permutation sorting rows by (user, time); int32 where it fits.
 
   A log that holds each user's rows together and in time order (Taobao's, sorted
   by user id as a string) only needs its user blocks reordered, which is linear.
   """
   rows = len(user)
-  if rows == 0:
-    return np.zeros(0, np.int64)
-  change = np.flatnonzero(user[1:] != user[:-1]) + 1
+  change = np.flatnonzero(user[1:] != user[:-1])
+  change += 1
   starts = np.concatenate([[0], change])
+  del change
   block_user = user[starts]
-  same_user = np.ones(rows, bool)
-  same_user[change] = False
-  same_user[0] = False
-  time_sorted = not np.any(time[1:][same_user[1:]] < time[:-1][same_user[1:]])
+  # Within a block the user is the same, so its times must not decrease.
+  in_order = time[1:] >= time[:-1]
+  in_order[starts[1:] - 1] = True
+  time_sorted = bool(np.all(in_order))
+  del in_order
   by_user = np.argsort(block_user, kind='stable')
   ordered_users = block_user[by_user]
   if time_sorted and not np.any(ordered_users[1:] == ordered_users[:-1]):
-    lengths = np.diff(np.append(starts, rows))
-    block_start = starts[by_user]
-    offsets = np.cumsum(lengths[by_user]) - lengths[by_user]
-    return np.arange(rows) + np.repeat(block_start - offsets, lengths[by_user])
+    index = _index_dtype(rows)
+    lengths = np.diff(np.append(starts, rows))[by_user]
+    shift = starts[by_user] - (np.cumsum(lengths) - lengths)
+    order = np.repeat(shift.astype(index), lengths)
+    order += np.arange(rows, dtype=index)
+    return order
   # One int64 key sorts faster than lexsort on two, when the ranges allow it.
-  user_span = int(user.max()) - int(user.min()) + 1
-  time_span = int(time.max()) - int(time.min()) + 1
+  user_min, time_min = int(user.min()), int(time.min())
+  user_span = int(user.max()) - user_min + 1
+  time_span = int(time.max()) - time_min + 1
   if user_span * time_span < 2**62:
-    key = (user - user.min()) * np.int64(time_span) + (time - time.min())
+    key = user.astype(np.int64)
+    key -= user_min
+    key *= time_span
+    key += time
+    key -= time_min
     return np.argsort(key, kind='stable')
   return np.lexsort((time, user))
 
 
-def _find_duplicates(columns: dict[str, np.ndarray], order: np.ndarray) -> np.ndarray:
-  """[rows] bool: rows repeating an earlier row exactly, in file order.
+def _gather(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+  return values if order is None else values[order]
 
-  Equal rows share (user, time), so only runs of such rows are compared in full.
+
+def _duplicates_in_sorted(user: np.ndarray, time: np.ndarray,
+                          file_columns: dict[str, np.ndarray],
+                          order: np.ndarray | None) -> np.ndarray:
+  """Sorted positions of rows that repeat an earlier row exactly.
+
+  Args:
+    user, time: [rows] the sorted user and time columns.
+    file_columns: every compared column, in file order.
+    order: the sorting permutation (None: the file is sorted).
+
+  Equal rows share (user, time) and the stable sort keeps them in file order, so
+  only runs of such rows are compared in full, and the first of each is kept.
   """
-  user, time = columns['user'][order], columns['time'][order]
-  same_key = (user[1:] == user[:-1]) & (time[1:] == time[:-1])
-  in_run = np.zeros(len(order), dtype=bool)
+  same_key = user[1:] == user[:-1]
+  same_key &= time[1:] == time[:-1]
+  if not same_key.any():
+    return np.zeros(0, np.int64)
+  in_run = np.zeros(len(user), dtype=bool)
   in_run[1:] |= same_key
   in_run[:-1] |= same_key
-  candidates = order[in_run]
-  repeated = np.zeros(len(order), dtype=bool)
-  if len(candidates):
-    frame = pd.DataFrame({name: values[candidates] for name, values in columns.items()})
-    repeated[candidates[frame.duplicated(keep='first').to_numpy(dtype=bool)]] = True
-  return repeated
+  del same_key
+  candidates = np.flatnonzero(in_run)
+  file_rows = candidates if order is None else order[candidates]
+  frame = pd.DataFrame({name: values[file_rows] for name, values in
+                        file_columns.items()})
+  return candidates[frame.duplicated(keep='first').to_numpy(dtype=bool)]
 
 
 def _count_unsorted(user: np.ndarray, time: np.ndarray) -> int:
   """Rows that come before their predecessor in (user, time) order."""
-  earlier_user = user[1:] < user[:-1]
-  earlier_time = (user[1:] == user[:-1]) & (time[1:] < time[:-1])
-  return int(np.count_nonzero(earlier_user | earlier_time))
+  earlier = user[1:] < user[:-1]
+  earlier |= (user[1:] == user[:-1]) & (time[1:] < time[:-1])
+  return int(np.count_nonzero(earlier))
 
 
 def _check_mostly_malformed(path: str, fmt: Format, lines: _Lines, rows: int,
@@ -620,17 +679,18 @@ def _read_batches(path: str, fmt: Format, lines: _Lines,
       bad_values = np.flatnonzero(reason == 0)
       _check_mostly_malformed(path, fmt, lines, batch.num_rows, len(bad_values),
                               int(bad_values[0]) if len(bad_values) else None)
-    for index, name in enumerate(DROP_REASONS[:-1]):
-      hits = np.flatnonzero(reason == index)
-      if len(hits) and name not in first_bad:
-        first_bad[name] = lines.where(rows + int(hits[0]))
-    counts[:len(DROP_REASONS) - 1] += np.bincount(
-        reason[reason >= 0], minlength=len(DROP_REASONS) - 1)[:len(DROP_REASONS) - 1]
-    keep = reason < 0
-    if not np.all(keep):
-      columns = {name: values[keep] for name, values in columns.items()}
-    parts.append(columns)
+    rows_before = rows
     rows += batch.num_rows
+    del batch
+    dropped = reason >= 0
+    if dropped.any():
+      found = np.bincount(reason[dropped], minlength=len(DROP_REASONS))
+      counts += found
+      for index in np.flatnonzero(found):
+        name = DROP_REASONS[index]
+        if name not in first_bad:
+          first_bad[name] = lines.where(rows_before + int(np.argmax(reason == index)))
+    parts.append((columns, dropped))
   if lines.skipped and lines.skipped[-1] is None:
     raise _LinesUnknown()
   first_value = first_bad.get('malformed')
@@ -647,23 +707,38 @@ def _read_batches(path: str, fmt: Format, lines: _Lines,
 
   columns = _concatenate(parts)
   del parts
-  order = _sorted_order(columns['user'], columns['time'])
-  repeated = _find_duplicates(
-      {k: v for k, v in columns.items() if k in ('user', 'time', 'event', 'item',
-                                                 'category', 'owner')}, order)
-  counts[DROP_REASONS.index('duplicate')] = int(np.count_nonzero(repeated))
+  compared = [name for name in ('user', 'time', 'event', 'item', 'category', 'owner')
+              if name in columns]
+  unsorted = _count_unsorted(columns['user'], columns['time'])
+  order = _sorted_order(columns['user'], columns['time']) if unsorted else None
+  user, time = _gather(columns['user'], order), _gather(columns['time'], order)
+  repeated = _duplicates_in_sorted(user, time, {name: columns[name] for name in compared},
+                                   order)
+  if len(repeated):
+    # Moved rows are counted among the rows that are not duplicates.
+    in_file = np.ones(len(user), dtype=bool)
+    in_file[repeated if order is None else order[repeated]] = False
+    unsorted = _count_unsorted(columns['user'][in_file], columns['time'][in_file])
+    del in_file
+    kept = np.ones(len(user), dtype=bool)
+    kept[repeated] = False
+    order = np.flatnonzero(kept) if order is None else order[kept]
+    user, time = user[kept], time[kept]
+    del kept
+  counts[DROP_REASONS.index('duplicate')] = len(repeated)
   report.dropped = {name: int(count) for name, count in zip(DROP_REASONS, counts)}
   report.first_bad_line = first_bad
-  report.repaired['unsorted'] = _count_unsorted(columns['user'][~repeated],
-                                                columns['time'][~repeated])
-  if np.any(repeated):
-    order = order[~repeated[order]]
+  report.repaired['unsorted'] = unsorted
 
-  taken = {name: columns.pop(name)[order] for name in list(columns)}
-  table = events.EventTable.from_columns(
-      user=taken.pop('user'), timestamp=taken.pop('time'),
-      event_type=taken.pop('event'), item=taken.pop('item'),
-      category=taken.pop('category'))
+  # One column at a time, so at most one column exists twice.
+  del columns['user'], columns['time']
+  taken = {}
+  for name in list(columns):
+    taken[name] = _gather(columns.pop(name), order)
+  del order
+  table = events.EventTable(
+      user=user, timestamp=time, event_type=taken.pop('event'), item=taken.pop('item'),
+      category=taken.pop('category'), kind=np.zeros(len(user), dtype=np.int8))
   owners = taken.pop('owner', None)
   report.rows_kept = len(table)
   report.event_types = list(map_events.names)
@@ -673,12 +748,24 @@ def _read_batches(path: str, fmt: Format, lines: _Lines,
   return Loaded(table=table, report=report, extras=taken, owners=owners)
 
 
-def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-  """Joins the blocks' columns one column at a time, freeing each as it goes."""
+def _concatenate(parts: list[tuple[dict[str, np.ndarray], np.ndarray]]
+                 ) -> dict[str, np.ndarray]:
+  """Joins the blocks' kept rows one column at a time, freeing each as it goes.
+
+  Args:
+    parts: per block, (columns, [rows] bool dropped).
+  """
   if not parts:
-    return {name: np.zeros(0, np.int64)
+    return {name: np.zeros(0, np.int32 if name in ('user', 'time', 'item', 'category')
+                           else np.int8)
             for name in ('user', 'time', 'event', 'item', 'category')}
   columns = {}
-  for name in list(parts[0]):
-    columns[name] = np.concatenate([part.pop(name) for part in parts])
+  for name in list(parts[0][0]):
+    pieces = []
+    for part, dropped in parts:
+      values = part.pop(name)
+      pieces.append(values[~dropped] if dropped.any() else values)
+      del values
+    columns[name] = np.concatenate(pieces) if len(pieces) > 1 else pieces[0].copy()
+    del pieces
   return columns

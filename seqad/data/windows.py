@@ -166,13 +166,16 @@ def _dense_enough(max_id: int, rows: int) -> bool:
 
 def _lookup(ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
   """1 + rank of each raw id among the sorted `ids`, 0 where absent; int32."""
-  raw = np.asarray(raw, dtype=np.int64)
+  raw = np.asarray(raw)
   if len(ids) and ids[0] >= 0 and raw.size > 1000 and _dense_enough(
       int(ids[-1]), raw.size):
-    # Small non-negative ids: index a dense table instead of a binary search.
+    # Small non-negative ids: index a dense table instead of a binary search. Its
+    # last entry is 0, for ids above the largest; 'clip' sends those there.
     table = np.zeros(int(ids[-1]) + 2, dtype=np.int32)
     table[ids] = np.arange(1, len(ids) + 1, dtype=np.int32)
-    return table[np.clip(raw, -1, int(ids[-1]) + 1)]
+    if ids[0] == 0 and raw.min() < 0:
+      raw = np.where(raw < 0, len(table) - 1, raw)  # Not to id 0's token.
+    return np.take(table, raw, mode='clip')
   index = np.searchsorted(ids, raw)
   found = index < len(ids)
   found[found] = ids[index[found]] == raw[found]
@@ -189,10 +192,11 @@ def _mix64(raw: np.ndarray) -> np.ndarray:
   return value ^ (value >> np.uint64(31))
 
 
-def _most_frequent(ids: np.ndarray, max_kept: int, min_count: int) -> np.ndarray:
+def _most_frequent(ids: np.ndarray, max_kept: int, min_count: int
+                   ) -> tuple[np.ndarray, int]:
   """The sorted ids seen at least `min_count` times, at most `max_kept` of them.
 
-  Equal counts are ranked by ascending id.
+  Equal counts are ranked by ascending id. Also returns the number of distinct ids.
   """
   if len(ids) and ids.min() >= 0 and _dense_enough(int(ids.max()), len(ids)):
     counts = np.bincount(ids)
@@ -200,8 +204,9 @@ def _most_frequent(ids: np.ndarray, max_kept: int, min_count: int) -> np.ndarray
     counts = counts[ids]
   else:
     ids, counts = np.unique(ids, return_counts=True)
+  distinct = len(ids)
   ids, counts = ids[counts >= min_count], counts[counts >= min_count]
-  return np.sort(ids[np.lexsort((ids, -counts))[:max_kept]])
+  return np.sort(ids[np.lexsort((ids, -counts))[:max_kept]]), distinct
 
 
 def fit_vocabulary(table: events.EventTable, *, max_categories: int, min_count: int = 1,
@@ -230,46 +235,63 @@ def fit_vocabulary(table: events.EventTable, *, max_categories: int, min_count: 
     raise ValueError(f'item_encoding {item_encoding!r} needs max_items >= 1.')
   items = None
   if item_encoding == 'vocab':
-    items = _most_frequent(table.item, max_items, min_item_count)
-  vocab = Vocabulary(categories=_most_frequent(table.category, max_categories, min_count),
+    items, _ = _most_frequent(table.item, max_items, min_item_count)
+  categories, distinct = _most_frequent(table.category, max_categories, min_count)
+  vocab = Vocabulary(categories=categories,
                      num_gap_buckets=num_gap_buckets, utc_offset_hours=utc_offset_hours,
                      num_event_types=num_event_types, items=items,
                      item_hash_buckets=max_items if item_encoding == 'hash' else 0)
   logging.info('Vocabulary: %d of %d categories kept (min_count %d)%s.',
-               len(vocab.categories), len(np.unique(table.category)), min_count,
+               len(vocab.categories), distinct, min_count,
                '' if items is None else f', {len(items)} items')
   return vocab
 
 
 def _gap_buckets(table: events.EventTable, same_user: np.ndarray,
                  num_buckets: int) -> np.ndarray:
-  """[events] int32 log2 gap bucket; 0 at each user's first event."""
-  gap_seconds = np.zeros(len(table), dtype=np.float64)
-  gap_seconds[1:] = table.timestamp[1:] - table.timestamp[:-1]
-  # frexp is exact, unlike log2: 1 + gap = mantissa * 2**exponent with the
-  # mantissa in [0.5, 1), so floor(log2(1 + gap)) = exponent - 1.
-  np.maximum(gap_seconds, 0, out=gap_seconds)
-  gap_seconds += 1.0
-  _, exponent = np.frexp(gap_seconds)
-  del gap_seconds
-  np.minimum(exponent, num_buckets - 1, out=exponent)
-  exponent[~same_user] = 0
-  return exponent.astype(np.int32, copy=False)
+  """[events] int8 log2 gap bucket; 0 at each user's first event.
+
+  1 + floor(log2(1 + gap)) is the bit length of 1 + gap: one plus the number of
+  powers 2, 4, 8, ... that do not exceed it, counted in integers (exact and lean).
+  """
+  rows = len(table)
+  gap = np.zeros(rows, dtype=table.timestamp.dtype)
+  np.subtract(table.timestamp[1:], table.timestamp[:-1], out=gap[1:])
+  gap += 1
+  bucket = np.ones(rows, dtype=np.int8)
+  largest = int(gap.max()) if rows else 0
+  for power in range(1, num_buckets - 1):
+    if 2**power > largest:
+      break
+    bucket += gap >= 2**power
+  del gap
+  bucket[~same_user] = 0
+  return bucket
+
+
+def _hours(table: events.EventTable, utc_offset_hours: int) -> np.ndarray:
+  """[events] int8 local hour of day."""
+  # In place on one copy; seconds into the day fit int32, whose division is cheaper.
+  seconds = table.timestamp + utc_offset_hours * 3600
+  seconds %= 86400
+  if seconds.dtype != np.int32:
+    seconds = seconds.astype(np.int32)
+  seconds //= 3600
+  return seconds.astype(np.int8)
 
 
 def _field_encoders(table: events.EventTable, vocab: Vocabulary, same_user: np.ndarray):
-  """Field -> a function computing its [events] int32 tokens, one field at a time."""
-  def hour():
-    # Seconds into the local day fit int32, whose division is cheaper.
-    day_second = ((table.timestamp + vocab.utc_offset_hours * 3600) % 86400)
-    return day_second.astype(np.int32) // 3600
+  """Field -> a function computing its [events] tokens (int8 or int32).
 
+  Heaviest first: the item relation needs a sort, so it runs before any window
+  field is filled in.
+  """
   encoders = {
-      'item_relation': lambda: item_relation(table, same_user),
-      'event_type': lambda: table.event_type.astype(np.int32),
-      'category': lambda: vocab.category_bucket(table.category),
+      'item_relation': lambda: _item_relation(table, same_user),
       'gap': lambda: _gap_buckets(table, same_user, vocab.num_gap_buckets),
-      'hour': hour,
+      'category': lambda: vocab.category_bucket(table.category),
+      'hour': lambda: _hours(table, vocab.utc_offset_hours),
+      'event_type': lambda: table.event_type,
   }
   if vocab.has_items:
     encoders['item'] = lambda: vocab.item_bucket(table.item)
@@ -285,7 +307,7 @@ def _same_user(table: events.EventTable) -> np.ndarray:
 def encode_events(table: events.EventTable, vocab: Vocabulary) -> dict[str, np.ndarray]:
   """Field -> [events] int32 tokens of a table sorted by (user, timestamp)."""
   same_user = _same_user(table)
-  return {field: encode() for field, encode in
+  return {field: encode().astype(np.int32) for field, encode in
           _field_encoders(table, vocab, same_user).items()}
 
 
@@ -293,12 +315,20 @@ def item_relation(table: events.EventTable, same_user: np.ndarray) -> np.ndarray
   """[events] int32 relation of each event to its user's item history.
 
   The table must be sorted by (user, timestamp); see the module docstring for
-  the five values. One stable sort by (user, item, event type) finds both the
-  first touch of each (user, item) and the first action of each triple.
+  the five values.
+  """
+  return _item_relation(table, same_user).astype(np.int32)
+
+
+def _item_relation(table: events.EventTable, same_user: np.ndarray) -> np.ndarray:
+  """`item_relation` as int8.
+
+  One stable sort by (user, item, event type) finds both the first touch of each
+  (user, item) and the first action of each triple.
   """
   rows = len(table)
   if rows == 0:
-    return np.zeros(0, np.int32)
+    return np.zeros(0, np.int8)
   item_min = int(table.item.min())
   item_span = int(table.item.max()) - item_min + 1
   num_types = int(table.event_type.max()) + 1
@@ -313,14 +343,13 @@ def item_relation(table: events.EventTable, same_user: np.ndarray) -> np.ndarray
     key *= num_types
     key += table.event_type
     order = np.argsort(key, kind='stable')
-    sorted_key = key[order]
-    del key
+    key[:] = key[order]  # Sorted, in place of the unsorted key.
     new_triple = np.ones(rows, dtype=bool)
-    np.not_equal(sorted_key[1:], sorted_key[:-1], out=new_triple[1:])
-    sorted_key //= num_types
+    np.not_equal(key[1:], key[:-1], out=new_triple[1:])
+    key //= num_types
     new_pair = np.ones(rows, dtype=bool)
-    np.not_equal(sorted_key[1:], sorted_key[:-1], out=new_pair[1:])
-    del sorted_key
+    np.not_equal(key[1:], key[:-1], out=new_pair[1:])
+    del key
   else:
     user = np.cumsum(~same_user) - 1
     order = np.lexsort((table.event_type, table.item, user))
@@ -337,15 +366,19 @@ def item_relation(table: events.EventTable, same_user: np.ndarray) -> np.ndarray
   # Stable order: the first row of each run is the earliest event of the run.
   first_action = np.zeros(rows, dtype=bool)
   first_action[order[new_triple]] = True
+  del new_triple
   first_touch = np.zeros(rows, dtype=bool)
-  first_touch[np.minimum.reduceat(order, np.flatnonzero(new_pair))] = True
-  del order, new_pair, new_triple
+  first_touch[order[new_pair]] = True
+  del order, new_pair
 
-  relation = np.full(rows, SEEN_ITEM, dtype=np.int32)
+  relation = np.full(rows, SEEN_ITEM, dtype=np.int8)
   same_item = np.zeros(rows, dtype=bool)
-  same_item[1:] = same_user[1:] & (table.item[1:] == table.item[:-1])
+  np.equal(table.item[1:], table.item[:-1], out=same_item[1:])
+  same_item &= same_user
   relation[same_item] = SAME_ITEM
-  relation[~first_action] += SAME_ITEM_REPEATED - SAME_ITEM
+  del same_item
+  first_action = ~first_action
+  relation[first_action] += SAME_ITEM_REPEATED - SAME_ITEM
   relation[first_touch] = NEW_ITEM
   return relation
 
@@ -399,12 +432,15 @@ def _window_labels(event_kind: np.ndarray, mask: np.ndarray,
   """[windows] int8 labels from the [windows, time] kinds of the events."""
   num_windows = len(event_kind)
   num_kinds = len(events.ANOMALY_KINDS)
-  rows = np.broadcast_to(np.arange(num_windows)[:, None], mask.shape)[mask]
-  per_kind = np.bincount(rows * num_kinds + event_kind[mask],
-                         minlength=num_windows * num_kinds)
-  per_kind = per_kind.reshape(num_windows, num_kinds)
-  real = per_kind.sum(axis=1)
-  injected = real - per_kind[:, events.NORMAL]
+  # Padding has kind 0, so counting kinds above 0 needs no mask.
+  per_kind = np.zeros((num_windows, num_kinds), dtype=np.int64)
+  for kind in range(1, num_kinds):
+    hits = event_kind == kind
+    if hits.any():
+      per_kind[:, kind] = hits.sum(axis=1)
+    del hits
+  real = mask.sum(axis=1)
+  injected = per_kind.sum(axis=1)
 
   # argmax takes the lowest kind index among equally frequent kinds.
   most_frequent = 1 + np.argmax(per_kind[:, 1:], axis=1)
@@ -472,9 +508,12 @@ def make_windows(table: events.EventTable, vocab: Vocabulary, *, length: int,
                      f'stride={stride}.')
 
   starts = sessions.sequence_starts(table, unit, session_gap_seconds)
+  num_sequences = int(np.count_nonzero(starts))
   first_row, size, _ = plan_windows(starts, length, stride)
+  del starts
   short = size < min_events
-  dropped_events = int(size[short].sum())
+  num_short, dropped_events = int(np.count_nonzero(short)), int(size[short].sum())
+  all_sizes = size
   first_row, size = first_row[~short], size[~short]
   num_windows = len(first_row)
 
@@ -482,41 +521,45 @@ def make_windows(table: events.EventTable, vocab: Vocabulary, *, length: int,
   user_first_row = np.flatnonzero(~same_user)
   window_user = (np.searchsorted(user_first_row, first_row, side='right') - 1).astype(
       np.int32)
+  del user_first_row
   mask = np.arange(length)[None, :] < size[:, None]
   if stride == length:
-    # Windows are disjoint runs of rows: scatter each kept row to its slot.
-    total = int(size.sum())
-    slot = np.arange(total, dtype=np.int64)
-    slot -= np.repeat(np.cumsum(size) - size, size)
-    flat = np.repeat(np.arange(num_windows, dtype=np.int64) * length, size)
-    flat += slot
-    every_row = total == len(table)  # Then the kept rows are all rows, in order.
-    rows = None
-    if not every_row:
-      rows = np.repeat(first_row, size)
-      rows += slot
-    del slot
+    # Windows are back-to-back runs of rows: in row-major order the mask's real
+    # slots meet the kept rows in table order, so a masked assignment places them.
+    kept_rows = None if not dropped_events else np.repeat(~short, all_sizes)
+
     def place(values, dtype):
-      out = np.zeros(num_windows * length, dtype=dtype)
-      out[flat] = values if every_row else values[rows]
-      return out.reshape(num_windows, length)
+      out = np.zeros((num_windows, length), dtype=dtype)
+      out[mask] = values if kept_rows is None else values[kept_rows]
+      return out
   else:
     # Overlapping windows share events: gather each slot's row.
-    index = np.where(mask, first_row[:, None] + np.arange(length)[None, :], 0)
+    index_dtype = np.int32 if len(table) < 2**31 else np.int64
+    index = first_row.astype(index_dtype)[:, None] + np.arange(
+        length, dtype=index_dtype)[None, :]
+    index[~mask] = 0
+
     def place(values, dtype):
-      return np.where(mask, values[index], 0).astype(dtype, copy=False)
-  event_kind = place(table.kind, np.int8)
+      out = values[index].astype(dtype, copy=False)
+      out[~mask] = 0
+      return out
+  del short, all_sizes
+
   tokens = {}
   for field, encode in _field_encoders(table, vocab, same_user).items():
     tokens[field] = place(encode(), np.int32)
+  del same_user
+  event_kind = place(table.kind, np.int8)
   labels = _window_labels(event_kind, mask, label_min_fraction)
+  # Fields in their documented order.
+  tokens = {field: tokens[field] for field in (*FIELDS, 'item') if field in tokens}
   result = Windows(tokens=tokens, mask=mask, event_kind=event_kind, kind=labels,
                    user_index=window_user)
 
   padding = 1 - mask.sum() / max(mask.size, 1)
   logging.info('Windows of %d events (stride %d, per %s): %d windows from %d '
                'sequences, %d short windows dropped (%d events), padding %.1f%%.',
-               length, stride, unit, len(result), int(starts.sum()),
-               int(np.count_nonzero(short)), dropped_events, 100 * padding)
+               length, stride, unit, len(result), num_sequences,
+               num_short, dropped_events, 100 * padding)
   logging.info('Windows per kind: %s', result.counts())
   return result

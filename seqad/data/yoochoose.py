@@ -78,9 +78,9 @@ def load_yoochoose(clicks_path: str | os.PathLike,
 
 def _click_category(clicks: events.EventTable, buys: events.EventTable) -> np.ndarray:
   """[buys] int64 category of each buy's (session, item) among the clicks, else 0."""
-  keys = np.stack([clicks.user, clicks.item], axis=1)
+  keys = np.stack([clicks.user, clicks.item], axis=1, dtype=np.int64)
   keys, first = np.unique(keys, axis=0, return_index=True)
-  queries = np.stack([buys.user, buys.item], axis=1)
+  queries = np.stack([buys.user, buys.item], axis=1, dtype=np.int64)
   # Row-wise search through a structured view of the sorted (session, item) pairs.
   pair = np.dtype([('session', np.int64), ('item', np.int64)])
   sorted_keys = np.ascontiguousarray(keys).view(pair).ravel()
