@@ -2,10 +2,11 @@ r"""The default benchmark: neural sequence detectors vs classical baselines on s
 
   python -m benchmarks.run --config=configs/default.py --workdir=results/default
 
-6,000 simulated users, with click bots, order brushing and account takeovers
-injected into 6% of the validation and test users per kind. Finishes in a few
-minutes on a 2-core CPU and writes config.json, data_report.json,
-results.jsonl and leaderboard.md into the workdir. On real Taobao users:
+6,000 shoppers from the simulator fitted on Taobao, with six kinds of abuse
+(click bots, order brushing, account takeover, scrapers, cart farming and
+order anomalies) injected into 5% of the validation and test users per kind.
+Writes config.json, data_report.json, results.jsonl, leaderboard.md,
+alerts.jsonl and scores.jsonl into the workdir. On real Taobao users:
 
   python -m benchmarks.run --config=configs/default.py --workdir=results/taobao \
     --config.data.source=taobao \
@@ -118,6 +119,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.neural.checkpoint_every = 200  # Steps between checkpoints in the workdir.
   config.neural.accumulation_steps = 1  # Micro-batches per step (same update, less memory).
   config.neural.compute_dtype = 'float32'  # Or 'bfloat16' (fp32 params and optimizer).
+  # Window score (seqad/detectors/neural.py): 'head_z' standardises each likelihood
+  # head (type+category, item relation, gap) by its spread on training windows
+  # before adding them; 'sum' adds raw likelihoods (or DeepLog's top-k misses).
+  config.neural.window_score = 'head_z'
   config.neural.aggregation = 'mean'  # Window score from event scores: mean/max/top_k.
   config.neural.aggregation_k = 8  # Events averaged by the 'top_k' aggregation.
   config.neural.event_score = 'nll'  # next: 'nll', or 'top_k' misses as in DeepLog.

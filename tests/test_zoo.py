@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import VOCAB_SIZES, make_windows, tiny_neural_config
+from seqad import batching
 from seqad.detectors import neural
 from seqad.models import encoders
 from seqad.models import objectives
@@ -34,13 +35,16 @@ def test_second_scoring_call_with_the_same_shape_does_not_retrace(pattern_window
   detector = neural.NeuralDetector('gru-next', VOCAB_SIZES, tiny_neural_config(num_steps=3), seed=0)
   detector.fit(pattern_windows)
   traces = []
-  event_scores = detector.objective.event_scores
 
-  def counting_event_scores(params, batch):
-    traces.append(1)  # Runs only while jax traces the function.
-    return event_scores(params, batch)
+  def counting(method):
+    def traced(params, batch):
+      traces.append(1)  # Runs only while jax traces the function.
+      return method(params, batch)
+    return traced
 
-  detector.objective.event_scores = counting_event_scores
+  # Whichever the window score reads ('sum': event_scores, 'head_z': per head).
+  detector.objective.event_scores = counting(detector.objective.event_scores)
+  detector.objective.head_event_scores = counting(detector.objective.head_event_scores)
   first = detector.decision_function(pattern_windows)
   second = detector.decision_function(pattern_windows.take(np.arange(40)))
   assert len(traces) == 1
@@ -68,3 +72,45 @@ def test_bad_names_and_missing_labels(pattern_windows):
     neural.NeuralDetector('lstm-sup', VOCAB_SIZES, config, seed=0).fit(pattern_windows)
   with pytest.raises(ValueError, match='aggregation'):
     objectives.aggregate(np.zeros((1, 2)), np.ones((1, 2), bool), 'median')
+
+
+@pytest.mark.parametrize('objective', ['next', 'masked'])
+def test_heads_apart_sum_to_the_event_likelihood(objective, pattern_windows):
+  config = tiny_neural_config(num_steps=3)
+  detector = neural.NeuralDetector(f'gru-{objective}', VOCAB_SIZES, config, seed=0)
+  detector.fit(pattern_windows)
+  batch = batching.gather(pattern_windows, np.arange(8))
+  per_head = np.asarray(detector.objective.head_event_scores(detector.params, batch))
+  total = np.asarray(detector.objective.event_scores(detector.params, batch))
+  assert per_head.shape == total.shape + (3,)
+  np.testing.assert_allclose(per_head.sum(-1), total, rtol=1e-5, atol=1e-5)
+
+
+def test_head_z_window_score_equals_a_numpy_reference(pattern_windows):
+  config = tiny_neural_config(num_steps=20)
+  config.window_score = 'head_z'
+  config.aggregation = 'top_k'
+  config.aggregation_k = 5
+  train, test = pattern_windows.take(np.arange(40)), pattern_windows.take(np.arange(40, 64))
+  detector = neural.NeuralDetector('lstm-next', VOCAB_SIZES, config, seed=0).fit(train)
+
+  def head_window_scores(windows):
+    batch = batching.gather(windows, np.arange(len(windows)))
+    per_event = np.asarray(detector.objective.head_event_scores(detector.params, batch))
+    out = np.zeros((len(windows), per_event.shape[-1]))
+    for row in range(len(windows)):
+      real = per_event[row][windows.mask[row]]
+      out[row] = np.sort(real, axis=0)[::-1][:5].mean(axis=0)
+    return out
+
+  reference = head_window_scores(train)
+  center = np.median(reference, axis=0)
+  scale = 1.4826 * np.median(np.abs(reference - center), axis=0)
+  want = np.maximum((head_window_scores(test) - center) / scale, 0).sum(axis=1)
+  np.testing.assert_allclose(detector.decision_function(test), want, rtol=1e-4, atol=1e-4)
+
+  with pytest.raises(ValueError, match='head_z'):
+    top_k_config = tiny_neural_config(num_steps=3)
+    top_k_config.window_score = 'head_z'
+    top_k_config.event_score = 'top_k'
+    neural.NeuralDetector('lstm-next', VOCAB_SIZES, top_k_config, seed=0)

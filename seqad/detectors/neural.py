@@ -25,8 +25,20 @@ def parse_name(name: str) -> tuple[str, str] | None:
   return None
 
 
+WINDOW_SCORES = ('sum', 'head_z')
+
+
 class NeuralDetector(base.Detector):
-  """Trains `objective` on top of `encoder`; window score = aggregated event scores.
+  """Trains `objective` on top of `encoder`; window score from its event scores.
+
+  `config.window_score` says how a window's score is made:
+    'sum'     the event scores (the heads' likelihoods summed, or DeepLog's
+              top-k misses), aggregated over the window (`config.aggregation`);
+    'head_z'  each likelihood head's event scores aggregated apart, then
+              standardised by the median and spread (MAD) of the training
+              windows' and summed where above typical
+              (`objectives.standardised_head_sum`). The supervised objective
+              always scores a window by its classifier's logit.
 
   Args:
     name: '<encoder>-<objective>', e.g. 'lstm-next' or 'transformer-masked'.
@@ -58,15 +70,61 @@ class NeuralDetector(base.Detector):
     encoder = encoders.make_encoder(
         encoder_name, config.encoder, causal=objectives.CAUSAL[objective_name])
     self.objective = objectives.Objective(objective_name, vocab_sizes, encoder, config)
+    self.window_score = config.get('window_score', 'sum')
+    if self.window_score not in WINDOW_SCORES:
+      raise ValueError(f'Unknown window_score {self.window_score!r}; expected one of '
+                       f'{WINDOW_SCORES}.')
+    if objective_name == 'sup':
+      self.window_score = 'sum'  # The classifier's logit: no likelihood heads.
+    if self.window_score == 'head_z' and config.get('event_score', 'nll') != 'nll':
+      raise ValueError("window_score='head_z' standardises likelihood heads; with "
+                       "event_score='top_k' set window_score='sum'.")
     self.params = None
+    self.head_stats = None  # 'head_z': {'center', 'scale'}, [heads] each.
     self.loss_history = []
     self._device_params = None
     self._compiled_scorers = {}
 
-  def _window_scores(self, params, batch):
-    event_scores = self.objective.event_scores(params, batch)
-    return objectives.aggregate(event_scores, batch['mask'], self.config.aggregation,
+  def _window_scores(self, state, batch):
+    """[b] window scores; `state` is the parameters, with the head statistics
+    under 'head_z'."""
+    if self.window_score == 'sum':
+      event_scores = self.objective.event_scores(state, batch)
+      return objectives.aggregate(event_scores, batch['mask'], self.config.aggregation,
+                                  self.config.aggregation_k)
+    per_head = self._head_window_scores(state['params'], batch)
+    return objectives.standardised_head_sum(per_head, state['center'], state['scale'])
+
+  def _head_window_scores(self, params, batch):
+    """[b, heads] each head's aggregated event scores."""
+    return objectives.aggregate(self.objective.head_event_scores(params, batch),
+                                batch['mask'], self.config.aggregation,
                                 self.config.aggregation_k)
+
+  def _fit_head_stats(self, train: windows_lib.Windows) -> None:
+    """Median and scaled MAD of each head's window score over `train` (robust
+    to the anomalies a contaminated training split holds)."""
+    if self.window_score != 'head_z':
+      return
+    params = self.plan.put_replicated(self.params)
+    compiled, values = {}, []
+    size = self.config.score_batch_size + (-self.config.score_batch_size %
+                                           self.plan.num_shards)
+    for host_batch, valid in batching.padded_batches(train, size):
+      batch = self.plan.put_batch(host_batch)
+      shape = host_batch['mask'].shape
+      if shape not in compiled:
+        compiled[shape] = self.plan.compile(self._head_window_scores, params, batch)
+      values.append(self.plan.gather_rows(compiled[shape](params, batch))[:valid])
+    values = np.concatenate(values).astype(np.float64)
+    center = np.median(values, axis=0)
+    # 1.4826 MAD estimates the standard deviation of a normal distribution.
+    spread = 1.4826 * np.median(np.abs(values - center), axis=0)
+    scale = np.maximum(spread, 1e-3 * np.maximum(np.abs(center), 1.0))
+    self.head_stats = {'center': center.astype(np.float32),
+                       'scale': scale.astype(np.float32)}
+    logging.info('%s: head medians %s, spreads %s over %d training windows.', self.name,
+                 np.round(center, 3).tolist(), np.round(scale, 3).tolist(), len(values))
 
   @property
   def supervised(self) -> bool:
@@ -76,6 +134,7 @@ class NeuralDetector(base.Detector):
     fitted = fit_seeds(self.name, self.objective, self.config, [self.seed], train,
                        validation, self.plan, self.checkpoint_dir, self.log_path)
     self._take(fitted[0])
+    self._fit_head_stats(train)
     return self
 
   def _take(self, fitted: dict) -> None:
@@ -98,7 +157,10 @@ class NeuralDetector(base.Detector):
     if self.params is None:
       raise RuntimeError(f'{self.name}: decision_function called before fit.')
     if self._device_params is None:
-      self._device_params = self.plan.put_replicated(self.params)
+      state = self.params
+      if self.window_score == 'head_z':
+        state = {'params': self.params, **self.head_stats}
+      self._device_params = self.plan.put_replicated(state)
     # Batches of a multiple of the devices; the padded rows are dropped below.
     size = self.config.score_batch_size
     size += -size % self.plan.num_shards
@@ -183,4 +245,5 @@ def fit_many(name: str, vocab_sizes: dict[str, int], config: ml_collections.Conf
                      plan, checkpoint_dir, log_path)
   for detector, result in zip(detectors, fitted):
     detector._take(result)  # pylint: disable=protected-access
+    detector._fit_head_stats(train)  # pylint: disable=protected-access
   return detectors

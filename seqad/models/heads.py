@@ -62,14 +62,33 @@ def _nll(logits: jnp.ndarray, targets: jnp.ndarray) -> jnp.ndarray:
   return -_pick(jax.nn.log_softmax(logits.astype(jnp.float32)), targets)
 
 
-def event_nll(logits: Mapping[str, jnp.ndarray], tokens: Mapping[str, jnp.ndarray],
-              num_categories: int) -> jnp.ndarray:
-  """Negative log-likelihood of each event under all heads, [batch, time] fp32."""
+# The heads, in the order of `event_nll_by_head`'s last axis.
+HEADS = ('key', 'relation', 'gap')
+
+
+def _head_nlls(logits: Mapping[str, jnp.ndarray], tokens: Mapping[str, jnp.ndarray],
+               num_categories: int) -> tuple[jnp.ndarray, ...]:
+  """Each head's [batch, time] fp32 negative log-likelihood, in `HEADS` order."""
   key_nll = _nll(logits['key'], event_keys(tokens, num_categories))
   # The relation distribution of the event's own type.
   relation_logits = _pick(logits['relation'], tokens['event_type'][..., None], axis=-2)
   relation_nll = _nll(relation_logits, tokens['item_relation'])
-  return key_nll + relation_nll + _nll(logits['gap'], tokens['gap'])
+  return key_nll, relation_nll, _nll(logits['gap'], tokens['gap'])
+
+
+def event_nll(logits: Mapping[str, jnp.ndarray], tokens: Mapping[str, jnp.ndarray],
+              num_categories: int) -> jnp.ndarray:
+  """Negative log-likelihood of each event under all heads, [batch, time] fp32."""
+  key_nll, relation_nll, gap_nll = _head_nlls(logits, tokens, num_categories)
+  return key_nll + relation_nll + gap_nll
+
+
+def event_nll_by_head(logits: Mapping[str, jnp.ndarray],
+                      tokens: Mapping[str, jnp.ndarray],
+                      num_categories: int) -> jnp.ndarray:
+  """[batch, time, len(HEADS)] fp32: each event's negative log-likelihood under
+  each head separately (they sum to `event_nll`)."""
+  return jnp.stack(_head_nlls(logits, tokens, num_categories), axis=-1)
 
 
 def key_outside_top_k(logits: Mapping[str, jnp.ndarray], tokens: Mapping[str, jnp.ndarray],

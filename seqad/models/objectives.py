@@ -7,6 +7,7 @@ model and defines, as pure functions of the parameters:
                                            and what it is averaged over
   loss(params, batch, rng) -> scalar       their ratio, the training loss
   event_scores(params, batch) -> [b, t]   per-event anomaly scores (higher = worse)
+  head_event_scores(params, batch) -> [b, t, heads]  the same per likelihood head
 
 Objectives never read device counts or jit anything; the detector does that.
 `batch` is {'tokens': {field: [b, t] int32}, 'mask': [b, t] bool} plus
@@ -225,24 +226,61 @@ class Objective:
           logits, tokens, self.num_categories, self.config.top_k).astype(jnp.float32)
     return heads.event_nll(logits, tokens, self.num_categories)
 
-  def _masked_event_scores(self, params, batch):
-    """Every event hidden once: pass p hides positions t with t % passes == p."""
+  def head_event_scores(self, params, batch):
+    """[b, t, len(heads.HEADS)] fp32 negative log-likelihood of every event under
+    each head apart (meaningless at padding); not for the supervised objective."""
+    if self.name == 'sup':
+      raise ValueError('The supervised objective has no likelihood heads.')
+    if self.name == 'masked':
+      return self._masked_event_scores(params, batch, per_head=True)
+    return heads.event_nll_by_head(self._apply(params, batch), batch['tokens'],
+                                   self.num_categories)
+
+  def _masked_event_scores(self, params, batch, per_head: bool = False):
+    """Every event hidden once: pass p hides positions t with t % passes == p.
+
+    Returns [b, t] scores, or [b, t, len(heads.HEADS)] with `per_head`.
+    """
     passes = self.config.score_passes
-    positions = jnp.arange(batch['mask'].shape[1])
+    mask = batch['mask']
+    positions = jnp.arange(mask.shape[1])
+    nll_fn = heads.event_nll_by_head if per_head else heads.event_nll
+    shape = mask.shape + ((len(heads.HEADS),) if per_head else ())
 
     def one_pass(scores, p):
-      hide = (positions % passes == p)[None, :] & batch['mask']
+      hide = (positions % passes == p)[None, :] & mask
       logits = self._apply(params, batch, hide)
-      nll = heads.event_nll(logits, batch['tokens'], self.num_categories)
+      nll = nll_fn(logits, batch['tokens'], self.num_categories)
+      hide = hide[..., None] if per_head else hide
       return jnp.where(hide, nll, scores), None
 
-    scores, _ = jax.lax.scan(one_pass, jnp.zeros(batch['mask'].shape, jnp.float32),
+    scores, _ = jax.lax.scan(one_pass, jnp.zeros(shape, jnp.float32),
                              jnp.arange(passes))
     return scores
 
 
+def standardised_head_sum(head_scores: jnp.ndarray, center: jnp.ndarray,
+                          scale: jnp.ndarray) -> jnp.ndarray:
+  """[b] window scores from per-head window scores [b, heads]: the sum over heads
+  of how far each lies above its typical value, in its own spread,
+  sum_h max(0, (x_h - center_h) / scale_h).
+
+  Raw likelihoods add heads of very different spread, and a repetitive bot is
+  *more* predictable than a shopper on the (type, category) head, which then
+  cancels the surprise of its pace and item repetition on the other heads.
+  Measured against normal windows' spread, each head only adds evidence.
+  """
+  return jnp.maximum((head_scores - center) / scale, 0.0).sum(axis=-1)
+
+
 def aggregate(event_scores: jnp.ndarray, mask: jnp.ndarray, how: str, k: int = 8):
-  """Window scores [b] from event scores [b, t]: 'mean', 'max' or 'top_k' mean."""
+  """Window scores [b] from event scores [b, t]: 'mean', 'max' or 'top_k' mean.
+
+  Event scores [b, t, heads] give [b, heads], one window score per head.
+  """
+  if event_scores.ndim == 3:
+    return jax.vmap(lambda s: aggregate(s, mask, how, k), in_axes=-1,
+                    out_axes=-1)(event_scores)
   if how == 'mean':
     return heads.masked_mean(event_scores, mask, axis=1)
   masked = jnp.where(mask, event_scores, -jnp.inf)
