@@ -34,7 +34,6 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import numpy as np
 
 from configs import default
 from seqad import batching

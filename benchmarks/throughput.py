@@ -42,7 +42,7 @@ from seqad import environment
 from seqad import harness
 from seqad import io
 from seqad import streaming
-from seqad.data import windows as windows_lib
+from seqad import training
 from seqad.models import encoders
 from seqad.models import objectives
 
@@ -70,20 +70,10 @@ _STREAMS = flags.DEFINE_list('streams', ['1', '256'],
                              'Streaming: streams advanced per call.')
 _WORKDIR = flags.DEFINE_string('workdir', 'results/throughput', 'Output folder.')
 
-VOCAB_SIZES = {'event_type': 4, 'category': 129, 'gap': 16, 'hour': 24, 'item_relation': 5}
+VOCAB_SIZES = batching.DEFAULT_VOCAB_SIZES
+random_windows = batching.random_windows
 # Encoders with a PyTorch peer in benchmarks.torch_reference.
 TORCH_ENCODERS = ('lstm', 'transformer')
-
-
-def random_windows(num_windows: int, length: int, seed: int = 0) -> windows_lib.Windows:
-  """Full-length windows of uniformly random tokens."""
-  rng = np.random.default_rng(seed)
-  tokens = {field: rng.integers(0, size, (num_windows, length)).astype(np.int32)
-            for field, size in VOCAB_SIZES.items()}
-  return windows_lib.Windows(
-      tokens=tokens, mask=np.ones((num_windows, length), bool),
-      event_kind=np.zeros((num_windows, length), np.int8),
-      kind=np.zeros(num_windows, np.int8), user_index=np.arange(num_windows, dtype=np.int32))
 
 
 @dataclasses.dataclass
@@ -120,14 +110,9 @@ class Workload:
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """The training engine's optimizer: AdamW, warmup then cosine decay, after clipping."""
-  schedule = optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=config.learning_rate,
-      warmup_steps=max(config.warmup_steps, 1),
-      decay_steps=max(config.num_steps, config.warmup_steps + 1),
-      end_value=0.1 * config.learning_rate)
-  return optax.chain(optax.clip_by_global_norm(config.clip_norm),
-                     optax.adamw(schedule, weight_decay=config.weight_decay))
+  """The training engine's optimizer (`seqad.training.make_optimizer`) for `config`."""
+  return training.make_optimizer(config.learning_rate, config.weight_decay,
+                                 config.clip_norm, config.warmup_steps, config.num_steps)
 
 
 def train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, seed: int):

@@ -8,7 +8,6 @@ from sklearn import metrics as sk_metrics
 
 from configs import smoke
 from seqad import benchmark
-from seqad import metrics
 from seqad import thresholds
 from seqad.data import dataset
 from seqad.detectors import rules

@@ -581,8 +581,8 @@ def order_eligible(table: events.EventTable, params: AnomalyParams) -> np.ndarra
   return users[(counts >= max(2, params.segment_length // 2)) & (actions > 0)]
 
 
-# Order in which a reordered stretch plays its events: purchases first, then
-# carts, favs and, last, the page views that led to them.
+# Order in which a reordered stretch plays its events: the page views first,
+# then purchases, carts and favs, cut off from the views that led to them.
 _REORDER_PRIORITY = np.array([0, 2, 3, 1])  # by event type: view, cart, fav, buy
 
 
