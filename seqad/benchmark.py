@@ -11,6 +11,8 @@
 Every file is written atomically (temporary file, then rename).
 """
 
+import hashlib
+import json
 import os
 import statistics
 import time
@@ -58,6 +60,19 @@ def make_plan(config: ml_collections.ConfigDict) -> parallel.DataParallel:
                                section.get('num_devices', 0))
 
 
+def _training_key(section: ml_collections.ConfigDict,
+                  config: ml_collections.ConfigDict) -> str:
+  """12 hex digits naming what a neural detector's training depends on (its
+  section, the data and the seed), so a run with other settings checkpoints
+  beside, not over, an earlier one, and the same command resumes its own."""
+  parts = {'neural': section.to_dict(), 'seed': config.seed}
+  for name in ('data', 'simulator', 'anomalies'):
+    if name in config:
+      parts[name] = config[name].to_dict()
+  text = json.dumps(parts, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def make_detector(name: str, vocab_sizes: dict[str, int],
                   config: ml_collections.ConfigDict,
                   plan: parallel.DataParallel | None = None,
@@ -69,8 +84,9 @@ def make_detector(name: str, vocab_sizes: dict[str, int],
   `config.neural_overrides.<encoder>_<objective>` where present; the others are
   the keys of `_CLASSICAL`, each configured by its own section (a '-' in the
   name reads as '_', e.g. `config.rules_val`). With a `workdir`, neural
-  detectors checkpoint into <workdir>/checkpoints/<name> (a rerun resumes)
-  and log training to <workdir>/train/<name>.jsonl.
+  detectors checkpoint into <workdir>/checkpoints/<name>/<key of their
+  settings> (the same command resumes) and log training to
+  <workdir>/train/<name>.jsonl.
   """
   if neural.parse_name(name):
     section = ml_collections.ConfigDict(config.neural.to_dict())
@@ -79,7 +95,8 @@ def make_detector(name: str, vocab_sizes: dict[str, int],
       section.update(overrides)
     checkpoint_dir = log_path = None
     if workdir:
-      checkpoint_dir = os.path.join(workdir, 'checkpoints', name)
+      checkpoint_dir = os.path.join(workdir, 'checkpoints', name,
+                                    _training_key(section, config))
       if jax.process_index() == 0:
         log_path = os.path.join(workdir, 'train', f'{name}.jsonl')
     return neural.NeuralDetector(name, vocab_sizes, section, config.seed, plan or

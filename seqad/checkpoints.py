@@ -19,12 +19,24 @@ error rather than a silent mix.
 """
 
 import json
+import logging as std_logging
 import os
 from typing import Any
 
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
+
+
+class _OrbaxWarningsOnly(std_logging.Filter):
+  """Drops orbax's INFO records (several long lines per save) from the absl log;
+  seqad logs each save and restore itself."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
+
+
+logging.get_absl_logger().addFilter(_OrbaxWarningsOnly())
 
 
 def _normalised(value: Any) -> Any:
@@ -93,6 +105,7 @@ class Checkpoints:
       items['best_params'] = ocp.args.StandardSave(best_params)
     self.latest.save(step, args=ocp.args.Composite(**items), force=True)
     self.latest.wait_until_finished()
+    logging.info('Saved the checkpoint of step %d in %s.', step, self.directory)
 
   def save_best(self, step: int, params: Any, meta: dict) -> None:
     """Saves improved parameters; a step saved before (by a killed run that is

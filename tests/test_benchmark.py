@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import VOCAB_SIZES
 from configs import smoke
 from seqad import report_builder
 from seqad import score_files
@@ -111,3 +112,22 @@ def test_real_logs_get_every_kind_injected(source, path, rows_read, users):
     expected.discard(events.kind_index('order_anomaly'))
   for split in (data.validation, data.test):
     assert set(np.unique(split.kind[split.kind > 0])) == expected
+
+
+def test_neural_checkpoints_are_keyed_by_their_settings(tmp_path):
+  from seqad import benchmark  # pylint: disable=g-import-not-at-top
+
+  def checkpoint_dir(config):
+    detector = benchmark.make_detector('lstm-next', VOCAB_SIZES, config,
+                                       workdir=str(tmp_path))
+    return detector.checkpoint_dir
+
+  config = smoke.get_config()
+  first = checkpoint_dir(config)
+  assert first == checkpoint_dir(smoke.get_config())  # The same command resumes.
+  assert first.startswith(str(tmp_path / 'checkpoints' / 'lstm-next'))
+  config.simulator.num_users += 1
+  assert checkpoint_dir(config) != first  # Other data: a directory of its own.
+  config = smoke.get_config()
+  config.neural.learning_rate *= 2
+  assert checkpoint_dir(config) != first
