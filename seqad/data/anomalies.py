@@ -59,13 +59,13 @@ cart_farming
 order_anomaly
   A real user's own events replayed in an implausible order, as a replaying script
   or a tampered log would: the victim's whole history, in consecutive blocks of
-  `segment_length` events, is re-played with each block sorted by type (the page
-  views first, then purchases, carts and favs) over the same timestamps, the
-  views taking turns across categories. Event counts, items, categories, gaps and
-  hours are the user's own, so only a detector that reads order can catch it:
-  purchases cut off from the views that led to them, carts after buys, runs of
-  actions no shopper makes, and views that jump category at every click instead
-  of dwelling. Victims need `segment_length` / 2 events, some of them carts,
+  `segment_length` events, is re-played with each block sorted by type (the
+  purchases first, then carts, favs and, last, the page views) over the same
+  timestamps, the events of a type taking turns across categories. Event counts,
+  items, categories, gaps and hours are the user's own, so only a detector that
+  reads order can catch it: purchases before the views that led to them, carts
+  after buys, runs of actions no shopper makes, and views that jump category at
+  every click instead of dwelling. Victims need `segment_length` / 2 events, some of them carts,
   favs or buys. Camouflage reorders a shorter head of each block
   (`order_min_share` of it at 1).
 """
@@ -581,14 +581,14 @@ def order_eligible(table: events.EventTable, params: AnomalyParams) -> np.ndarra
   return users[(counts >= max(2, params.segment_length // 2)) & (actions > 0)]
 
 
-# Order in which a reordered stretch plays its events: the page views first,
-# then purchases, carts and favs, cut off from the views that led to them.
-_REORDER_PRIORITY = np.array([0, 2, 3, 1])  # by event type: view, cart, fav, buy
+# Order in which a reordered stretch plays its events: purchases first, then
+# carts, favs and, last, the page views that led to them.
+_REORDER_PRIORITY = np.array([3, 1, 2, 0])  # by event type: view, cart, fav, buy
 
 
 def _reorder_block(event_type, category, share, rng):
-  """[n] order of one block's events: the head (`share`) sorted by type, views
-  first and then buys, carts, favs; inside a type, events take turns across
+  """[n] order of one block's events: the head (`share`) sorted by type, buys
+  first and then carts, favs, views; inside a type, events take turns across
   categories (the k-th event of every category, then the (k+1)-th, ...), so no
   two neighbours share a category where avoidable. The tail keeps its order."""
   size = len(event_type)
