@@ -53,6 +53,13 @@ _CLASSICAL = {
 CLASSICAL_DETECTORS = tuple(_CLASSICAL)
 
 
+def detector_names(config: ml_collections.ConfigDict) -> list[str]:
+  """`config.detectors` as a list; entries may hold comma-separated names, as
+  `--config.detectors=lstm-next,markov` gives on the command line."""
+  return [name.strip() for entry in config.detectors for name in entry.split(',')
+          if name.strip()]
+
+
 def make_plan(config: ml_collections.ConfigDict) -> parallel.DataParallel:
   """The devices of the run's neural detectors, from `config.parallel`."""
   section = config.get('parallel') or {}
@@ -198,7 +205,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
 
   rows, alerts, scores = [], [], []
   plan = make_plan(config)
-  for name in config.detectors:
+  for name in detector_names(config):
     detector = make_detector(name, data.vocab.sizes(), config, plan, workdir)
     for row in benchmark_detector(detector, data, config.score_repeats, config, alerts,
                                   scores):

@@ -124,7 +124,7 @@ def plan(config: ml_collections.ConfigDict) -> list[dict]:
                 'block': {'dataset': data_name, 'kinds': kinds,
                           'camouflage': camouflage, 'setting': setting, 'seed': seed},
                 'cells': [(name, f'{prefix}|{name}', config_hash(build, name))
-                          for name in config.detectors],
+                          for name in benchmark.detector_names(config)],
             })
   return builds
 
