@@ -6,12 +6,29 @@ import tempfile
 from typing import Any, Iterable
 
 
+def _umask() -> int:
+  """The process umask, read without changing it where Linux allows (setting it
+  briefly would race with files other threads create)."""
+  try:
+    with open('/proc/self/status') as stream:
+      for line in stream:
+        if line.startswith('Umask:'):
+          return int(line.split()[1], 8)
+  except OSError:
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
 def write_text_atomic(path: str, text: str) -> None:
   """Writes `text` to `path` via a temporary file in the same folder + rename."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   handle, temporary = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.part')
   try:
+    # mkstemp makes the file private (0600); give it the usual permissions.
+    os.chmod(temporary, 0o666 & ~_umask())
     with os.fdopen(handle, 'w') as stream:
       stream.write(text)
       stream.flush()

@@ -1,4 +1,5 @@
 import os
+import stat
 
 import pytest
 
@@ -21,3 +22,13 @@ def test_failed_write_keeps_the_old_file(tmp_path):
   assert path.read_text().strip().startswith('{')
   assert '"kept": true' in path.read_text()
   assert os.listdir(tmp_path) == ['results.json']
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+  old = os.umask(0o022)
+  try:
+    path = tmp_path / 'out.json'
+    io.write_json_atomic(str(path), {'a': 1})
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+  finally:
+    os.umask(old)
