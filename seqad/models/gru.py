@@ -22,6 +22,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqad.models import flat
+
 
 def gru_cell_update(input_gates, recurrent_gates, hidden):
   """One GRU update from pre-activations, each [batch, 3*hidden].
@@ -117,7 +119,7 @@ def _gru_backward(unroll, residuals, hidden_grads):
       reverse=True, unroll=unroll)
 
   # The kernel multiplies h[t-1] at step t: one matmul over all steps at once.
-  kernel_grad = jnp.einsum('tbh,tbg->hg', previous_hiddens, recurrent_gate_grads)
+  kernel_grad = flat.outer_sum(previous_hiddens, recurrent_gate_grads)
   bias_grad = recurrent_gate_grads[..., 2 * kernel.shape[0]:].sum((0, 1))
   return input_gate_grads, kernel_grad.astype(kernel.dtype), bias_grad.astype(bias.dtype)
 
@@ -148,7 +150,7 @@ class GRU(nn.Module):
   def __call__(self, inputs: jnp.ndarray) -> jnp.ndarray:
     # Time-major before the projection: transposing the narrow inputs (and
     # their gradient) moves 3x less memory than transposing the gates.
-    input_gates = self.input(jnp.swapaxes(inputs, 0, 1))
+    input_gates = flat.dense(self.input, jnp.swapaxes(inputs, 0, 1))
     hiddens = gru_recurrence(
         input_gates, self.recurrent.astype(input_gates.dtype),
         self.recurrent_bias.astype(input_gates.dtype), self.unroll)

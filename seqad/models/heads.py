@@ -17,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqad.models import flat
+
 
 def event_keys(tokens: Mapping[str, jnp.ndarray], num_categories: int) -> jnp.ndarray:
   """Joint (event type, category bucket) index of each event, [batch, time]."""
@@ -38,11 +40,12 @@ class EventHeads(nn.Module):
   def __call__(self, hidden: jnp.ndarray) -> dict[str, jnp.ndarray]:
     num_types = self.vocab_sizes['event_type']
     num_relations = self.vocab_sizes['item_relation']
-    relation = nn.Dense(num_types * num_relations, name='relation_head')(hidden)
+    relation = flat.dense(nn.Dense(num_types * num_relations, name='relation_head'), hidden)
     return {
-        'key': nn.Dense(num_types * self.vocab_sizes['category'], name='key_head')(hidden),
+        'key': flat.dense(nn.Dense(num_types * self.vocab_sizes['category'],
+                                   name='key_head'), hidden),
         'relation': relation.reshape(relation.shape[:-1] + (num_types, num_relations)),
-        'gap': nn.Dense(self.vocab_sizes['gap'], name='gap_head')(hidden),
+        'gap': flat.dense(nn.Dense(self.vocab_sizes['gap'], name='gap_head'), hidden),
     }
 
 

@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqad.models import flat
+
 
 def _gate_constants(hidden_size: int, dtype):
   """Scale and offset that turn tanh into sigmoid on the i, f, o gate slices.
@@ -105,7 +107,7 @@ def _lstm_backward(unroll, residuals, hidden_grads):
 
   # The kernel multiplies h[t-1] at step t: one matmul over all steps at once.
   previous_hiddens = jnp.concatenate([zeros[None], hiddens[:-1]])
-  kernel_grad = jnp.einsum('tbh,tbg->hg', previous_hiddens, gate_grads)
+  kernel_grad = flat.outer_sum(previous_hiddens, gate_grads)
   return gate_grads, kernel_grad.astype(kernel.dtype)
 
 
@@ -139,7 +141,7 @@ class LSTM(nn.Module):
   def __call__(self, inputs: jnp.ndarray) -> jnp.ndarray:
     # Time-major before the projection: transposing the narrow inputs (and
     # their gradient) moves 4x less memory than transposing the gates.
-    input_gates = self.input(jnp.swapaxes(inputs, 0, 1))
+    input_gates = flat.dense(self.input, jnp.swapaxes(inputs, 0, 1))
     kernel = self.recurrent.astype(input_gates.dtype)
     return jnp.swapaxes(lstm_recurrence(input_gates, kernel, self.unroll), 0, 1)
 

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 
 from seqad.models import embedding
+from seqad.models import flat
 from seqad.models import heads
 
 OBJECTIVES = ('next', 'masked', 'ae', 'sup')
@@ -104,7 +105,8 @@ class AutoencoderModel(_EncoderModel):
         jnp.arange(length))
     decoded = nn.Dense(self.embed_dim, name='expand')(code)[:, None, :] + positions
     for layer in range(2):
-      decoded = nn.gelu(nn.Dense(4 * self.embed_dim, name=f'decoder_{layer}')(decoded))
+      decoded = nn.gelu(flat.dense(nn.Dense(4 * self.embed_dim, name=f'decoder_{layer}'),
+                                   decoded))
     return heads.EventHeads(self.vocab_sizes)(decoded)
 
 

@@ -30,6 +30,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqad.models import flat
+
 from seqad.models import recurrent
 
 # The smallest decay rate -log|a|: at most exp(-1e-6) is below 1 in float32.
@@ -142,11 +144,11 @@ class DiagonalRecurrence(nn.Module):
 
   def coefficients(self, inputs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Decays a_t and drives n_t * B x_t, each [..., state] complex, of [..., width]."""
-    projected = inputs @ self.input_kernel
+    projected = flat.matmul(inputs, self.input_kernel)
     drive = jax.lax.complex(*jnp.split(projected, 2, axis=-1))
 
     if self.selective:
-      step_size = nn.softplus(self.step_size(inputs))
+      step_size = nn.softplus(flat.dense(self.step_size, inputs))
       rate = self._rate(step_size)
       decay = jnp.exp(jax.lax.complex(-rate, step_size * self.theta))
       norm = jnp.sqrt(_one_minus_squared(rate))
@@ -159,7 +161,8 @@ class DiagonalRecurrence(nn.Module):
   def readout(self, states: jnp.ndarray, inputs: jnp.ndarray | None) -> jnp.ndarray:
     """Re(C h) [+ D x] of states [..., state] and inputs [..., width]."""
     # Re(C h) = C_re h_re - C_im h_im; the kernel stores (C_re, -C_im) stacked.
-    outputs = jnp.concatenate([states.real, states.imag], axis=-1) @ self.output_kernel
+    outputs = flat.matmul(jnp.concatenate([states.real, states.imag], axis=-1),
+                          self.output_kernel)
     if self.skip:
       outputs = outputs + self.skip_scale * inputs
     return outputs
@@ -202,7 +205,7 @@ class SSMBlock(nn.Module):
     self.drop = nn.Dropout(self.dropout)
 
   def _update(self, mixed: jnp.ndarray, deterministic: bool) -> jnp.ndarray:
-    values, gates = jnp.split(self.gate(nn.gelu(mixed)), 2, axis=-1)
+    values, gates = jnp.split(flat.dense(self.gate, nn.gelu(mixed)), 2, axis=-1)
     return self.drop(values * nn.sigmoid(gates), deterministic)
 
   def __call__(self, inputs: jnp.ndarray, mask: jnp.ndarray,
@@ -250,7 +253,7 @@ class SSMEncoder(nn.Module):
     self.final_norm = nn.LayerNorm()
 
   def _project(self, inputs: jnp.ndarray) -> jnp.ndarray:
-    return inputs if inputs.shape[-1] == self.hidden else self.input(inputs)
+    return inputs if inputs.shape[-1] == self.hidden else flat.dense(self.input, inputs)
 
   def __call__(self, inputs: jnp.ndarray, mask: jnp.ndarray, *,
                deterministic: bool = True) -> jnp.ndarray:

@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqad.models import flat
+
 POSITIONS = ('learned', 'rotary')
 
 
@@ -59,7 +61,8 @@ class SelfAttention(nn.Module):
     hidden = inputs.shape[-1]
     head_dim = hidden // self.num_heads
     # One matmul for all three projections: [batch, time, 3, heads, head_dim].
-    projected = nn.DenseGeneral((3, self.num_heads, head_dim), name='qkv')(inputs)
+    projected = flat.dense(
+        nn.DenseGeneral((3, self.num_heads, head_dim), name='qkv'), inputs)
     query, key, value = [projected[:, :, i] for i in range(3)]
 
     if self.rotary:
@@ -73,7 +76,10 @@ class SelfAttention(nn.Module):
     key_mask = mask[:, None, None, :]
     attended = jax.nn.dot_product_attention(
         query, key, value, mask=key_mask, is_causal=self.causal)
-    return nn.DenseGeneral(hidden, axis=(-2, -1), name='out')(attended)
+    # [b, t, heads, head_dim] rows -> [b * t, heads, head_dim]: one 2-D product.
+    rows = attended.reshape((-1,) + attended.shape[-2:])
+    out = nn.DenseGeneral(hidden, axis=(-2, -1), name='out')(rows)
+    return out.reshape(attended.shape[:-2] + (hidden,))
 
 
 class TransformerEncoder(nn.Module):
@@ -110,7 +116,7 @@ class TransformerEncoder(nn.Module):
     self._check(inputs.shape[1])
     hidden = inputs
     if inputs.shape[-1] != self.hidden:
-      hidden = nn.Dense(self.hidden, name='input')(inputs)
+      hidden = flat.dense(nn.Dense(self.hidden, name='input'), inputs)
 
     if self.positions == 'learned':
       table = self.param(
@@ -126,9 +132,10 @@ class TransformerEncoder(nn.Module):
       hidden = hidden + nn.Dropout(self.dropout)(update, deterministic)
 
       update = nn.LayerNorm(name=f'mlp_norm_{layer}')(hidden)
-      update = nn.Dense(self.mlp_ratio * self.hidden, name=f'mlp_in_{layer}')(update)
+      update = flat.dense(nn.Dense(self.mlp_ratio * self.hidden, name=f'mlp_in_{layer}'),
+                          update)
       update = nn.gelu(update)
-      update = nn.Dense(self.hidden, name=f'mlp_out_{layer}')(update)
+      update = flat.dense(nn.Dense(self.hidden, name=f'mlp_out_{layer}'), update)
       hidden = hidden + nn.Dropout(self.dropout)(update, deterministic)
     return nn.LayerNorm(name='final_norm')(hidden)
 
