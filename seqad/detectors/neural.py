@@ -35,8 +35,8 @@ class NeuralDetector(base.Detector):
     'sum'     the event scores (the heads' likelihoods summed, or DeepLog's
               top-k misses), aggregated over the window (`config.aggregation`);
     'head_z'  each likelihood head's event scores aggregated apart, then
-              standardised by the median and spread (MAD) of the training
-              windows' and summed where above typical
+              standardised by the median and spread (MAD) over the training
+              windows, and summed where above typical
               (`objectives.standardised_head_sum`). The supervised objective
               always scores a window by its classifier's logit.
 
