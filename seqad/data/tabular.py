@@ -693,6 +693,9 @@ def _read_batches(path: str, fmt: Format, lines: _Lines,
     parts.append((columns, dropped))
   if lines.skipped and lines.skipped[-1] is None:
     raise _LinesUnknown()
+  # Arrow's allocator keeps freed blocks for reuse; hand them back before the
+  # columns are joined and sorted, which is when memory peaks.
+  pa.default_memory_pool().release_unused()
   first_value = first_bad.get('malformed')
   _check_mostly_malformed(path, fmt, lines, rows, int(counts[0]), None)
 
