@@ -131,3 +131,10 @@ def test_neural_checkpoints_are_keyed_by_their_settings(tmp_path):
   config = smoke.get_config()
   config.neural.learning_rate *= 2
   assert checkpoint_dir(config) != first
+
+
+def test_detector_lists_split_comma_separated_entries():
+  from seqad import benchmark  # pylint: disable=g-import-not-at-top
+  config = smoke.get_config()
+  config.detectors = ('lstm-next,markov', ' rules ')  # As the command line gives them.
+  assert benchmark.detector_names(config) == ['lstm-next', 'markov', 'rules']
