@@ -24,9 +24,9 @@ from absl import app
 from absl import flags
 from absl import logging
 import matplotlib
+from ml_collections import config_flags
 import numpy as np
 
-from ml_collections import config_flags
 from seqad import benchmark
 from seqad import io
 from seqad import metrics
@@ -48,8 +48,6 @@ _DETECTORS = flags.DEFINE_list(
 _USERS = flags.DEFINE_integer('users', 3000, 'Simulated users.')
 _STEPS = flags.DEFINE_integer('steps', 1500, 'Training steps of the neural detectors.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of data, split, injection and training.')
-# Count-based detectors: they see per-window counts and shares, not order.
-COUNT_BASED = ('iforest', 'pca', 'lof', 'rules')
 
 
 def sweep_config(config, users: int, steps: int, seed: int):
