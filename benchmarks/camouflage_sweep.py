@@ -30,6 +30,7 @@ import numpy as np
 from seqad import benchmark
 from seqad import io
 from seqad import metrics
+from seqad import report
 from seqad.data import dataset
 from seqad.data import events
 
@@ -66,10 +67,7 @@ def score_rows(detector_name, camouflage, data, scores) -> list[dict]:
   kinds = data.test.kind
   normal = kinds == events.NORMAL
   rows = []
-  present = [k for k in range(1, len(events.ANOMALY_KINDS)) if np.any(kinds == k)]
-  for name, anomalous in [('all', ~normal)] + [
-      (events.ANOMALY_KINDS[k], kinds == k) for k in present]:
-    subset = normal | anomalous
+  for name, anomalous, subset in report.kind_subsets(kinds):
     rows.append({
         'detector': detector_name, 'camouflage': camouflage, 'kind': name,
         'auroc': round(metrics.auroc(anomalous[subset], scores[subset]), 4),
@@ -182,8 +180,8 @@ def run(base_config, workdir: str, levels: list[float], detector_names: list[str
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  run(_CONFIG.value, _WORKDIR.value, [float(c) for c in _LEVELS.value], _DETECTORS.value, _USERS.value,
-      _STEPS.value, _SEED.value)
+  run(_CONFIG.value, _WORKDIR.value, [float(c) for c in _LEVELS.value], _DETECTORS.value,
+      _USERS.value, _STEPS.value, _SEED.value)
 
 
 if __name__ == '__main__':

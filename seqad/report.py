@@ -8,6 +8,18 @@ from seqad import metrics
 from seqad.data import events
 
 
+def kind_subsets(kinds: np.ndarray):
+  """Yields (name, anomalous, subset) for 'all' anomalies and each kind present:
+  [windows] bool masks of the kind's windows and of those scored against them
+  (the kind plus every normal window). `kinds` as in `evaluate`."""
+  normal = kinds == events.NORMAL
+  yield 'all', ~normal, np.ones(len(kinds), bool)
+  for index in range(1, len(events.ANOMALY_KINDS)):
+    anomalous = kinds == index
+    if anomalous.any():
+      yield events.ANOMALY_KINDS[index], anomalous, normal | anomalous
+
+
 def evaluate(scores: np.ndarray, kinds: np.ndarray, threshold: float) -> list[dict]:
   """Metrics overall ('all') and per anomaly kind present in `kinds`.
 
@@ -21,10 +33,7 @@ def evaluate(scores: np.ndarray, kinds: np.ndarray, threshold: float) -> list[di
   """
   normal = kinds == events.NORMAL
   rows = []
-  present = [k for k in range(1, len(events.ANOMALY_KINDS)) if np.any(kinds == k)]
-  for name, anomalous in [('all', ~normal)] + [
-      (events.ANOMALY_KINDS[k], kinds == k) for k in present]:
-    subset = normal | anomalous
+  for name, anomalous, subset in kind_subsets(kinds):
     labels, subset_scores = anomalous[subset], scores[subset]
     at_threshold = metrics.precision_recall_f1(labels, subset_scores, threshold)
     rows.append({

@@ -11,10 +11,11 @@ rows (one per anomaly kind) are appended atomically to `results.jsonl` with:
 A rerun of the same command reads `results.jsonl` and skips every cell whose
 key and config hash are already there, so a suite killed half-way resumes where
 it stopped and loses nothing; changing a setting changes the hash and reruns
-the cells it affects (a detector's own section only affects its cells). `alerts.jsonl` collects the cells' explained top alerts
-(appended before the cell's result rows, which mark the cell finished), and
-`leaderboard.md` is rebuilt from the finished cells of the current grid at the
-end: mean ± std over seeds and win rates (seqad/summary.py).
+the cells it affects (a detector's own section only affects its cells).
+`alerts.jsonl` collects the cells' explained top alerts (appended before the
+cell's result rows, which mark the cell finished), and `leaderboard.md` is
+rebuilt from the finished cells of the current grid at the end: mean ± std over
+seeds and win rates (seqad/summary.py).
 
 Grid entries:
   datasets    'simulator', or '<source>:<path>' for a loader (taobao, diginetica);

@@ -106,17 +106,8 @@ class NeuralDetector(base.Detector):
     to the anomalies a contaminated training split holds)."""
     if self.window_score != 'head_z':
       return
-    params = self.plan.put_replicated(self.params)
-    compiled, values = {}, []
-    size = self.config.score_batch_size + (-self.config.score_batch_size %
-                                           self.plan.num_shards)
-    for host_batch, valid in batching.padded_batches(train, size):
-      batch = self.plan.put_batch(host_batch)
-      shape = host_batch['mask'].shape
-      if shape not in compiled:
-        compiled[shape] = self.plan.compile(self._head_window_scores, params, batch)
-      values.append(self.plan.gather_rows(compiled[shape](params, batch))[:valid])
-    values = np.concatenate(values).astype(np.float64)
+    values = self._batched(self._head_window_scores, {},
+                           self.plan.put_replicated(self.params), train)
     center = np.median(values, axis=0)
     # 1.4826 MAD estimates the standard deviation of a normal distribution.
     spread = 1.4826 * np.median(np.abs(values - center), axis=0)
@@ -143,15 +134,29 @@ class NeuralDetector(base.Detector):
     self.timings.update({k: v for k, v in fitted['stats'].items() if k != 'loss_history'})
     self._device_params = None
 
-  def _scorer(self, batch):
-    """The scoring function compiled for this batch shape (once per shape)."""
-    shape = batch['mask'].shape
-    if shape not in self._compiled_scorers:
-      start = time.perf_counter()
-      self._compiled_scorers[shape] = self.plan.compile(
-          self._window_scores, self._device_params, batch)
-      self.timings['score_compile_s'] = time.perf_counter() - start
-    return self._compiled_scorers[shape]
+  def _batched(self, fn, compiled: dict, state, windows: windows_lib.Windows,
+               compile_timing: str | None = None) -> np.ndarray:
+    """fn(state, batch) over `windows` in padded batches of a multiple of the
+    devices; its [windows, ...] rows on the host as float64, padding dropped.
+
+    `compiled` caches fn's executable per batch shape (one compilation each);
+    `compile_timing` names the `timings` entry of the compile time.
+    """
+    size = self.config.score_batch_size
+    size += -size % self.plan.num_shards
+    pending = []
+    for host_batch, valid in batching.padded_batches(windows, size):
+      batch = self.plan.put_batch(host_batch)
+      shape = host_batch['mask'].shape
+      if shape not in compiled:
+        start = time.perf_counter()
+        compiled[shape] = self.plan.compile(fn, state, batch)
+        if compile_timing:
+          self.timings[compile_timing] = time.perf_counter() - start
+      pending.append((compiled[shape](state, batch), valid))
+    # Read back only after every batch is dispatched, so the device never idles.
+    rows = [self.plan.gather_rows(out)[:valid] for out, valid in pending]
+    return np.concatenate(rows).astype(np.float64) if rows else np.zeros(0)
 
   def decision_function(self, windows: windows_lib.Windows) -> np.ndarray:
     if self.params is None:
@@ -161,16 +166,8 @@ class NeuralDetector(base.Detector):
       if self.window_score == 'head_z':
         state = {'params': self.params, **self.head_stats}
       self._device_params = self.plan.put_replicated(state)
-    # Batches of a multiple of the devices; the padded rows are dropped below.
-    size = self.config.score_batch_size
-    size += -size % self.plan.num_shards
-    pending = []
-    for host_batch, valid in batching.padded_batches(windows, size):
-      batch = self.plan.put_batch(host_batch)
-      pending.append((self._scorer(batch)(self._device_params, batch), valid))
-    # Read back only after every batch is dispatched, so the device never idles.
-    scores = [self.plan.gather_rows(scores)[:valid] for scores, valid in pending]
-    return np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)
+    return self._batched(self._window_scores, self._compiled_scorers,
+                         self._device_params, windows, 'score_compile_s')
 
 
 def validation_loss_windows(objective_name: str, validation: windows_lib.Windows | None):
